@@ -1,0 +1,217 @@
+package drivers
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+)
+
+// Type is the type of a tag's value.
+type Type uint8
+
+// Value types. The zero Type is invalid so a missing `type:` is caught.
+const (
+	TypeInvalid Type = iota
+	Bool
+	Int8
+	Int16
+	Int32
+	Int64
+	Uint8
+	Uint16
+	Uint32
+	Uint64
+	Float32
+	Float64
+	String
+	DateTime // milliseconds since the Unix epoch, UTC
+)
+
+var typeNames = [...]string{
+	TypeInvalid: "invalid", Bool: "bool", Int8: "int8", Int16: "int16", Int32: "int32", Int64: "int64",
+	Uint8: "uint8", Uint16: "uint16", Uint32: "uint32", Uint64: "uint64",
+	Float32: "float32", Float64: "float64", String: "string", DateTime: "datetime",
+}
+
+func (t Type) String() string {
+	if int(t) < len(typeNames) {
+		return typeNames[t]
+	}
+	return "type(" + strconv.Itoa(int(t)) + ")"
+}
+
+// ParseType parses a type name as written in configuration.
+func ParseType(s string) (Type, error) {
+	for i, n := range typeNames {
+		if i != 0 && n == s {
+			return Type(i), nil
+		}
+	}
+	return TypeInvalid, fmt.Errorf("unknown type %q (want one of bool, int8..int64, uint8..uint64, float32, float64, string, datetime)", s)
+}
+
+// UnmarshalText lets configuration spell types by name.
+func (t *Type) UnmarshalText(b []byte) error {
+	v, err := ParseType(string(b))
+	if err != nil {
+		return err
+	}
+	*t = v
+	return nil
+}
+
+// MarshalText writes the type's name.
+func (t Type) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
+
+// IsNumeric reports whether values of t are numbers (deadband applies).
+func (t Type) IsNumeric() bool { return t >= Int8 && t <= Float64 }
+
+// IsSigned reports whether t is a signed integer type.
+func (t Type) IsSigned() bool { return t >= Int8 && t <= Int64 }
+
+// IsUnsigned reports whether t is an unsigned integer type.
+func (t Type) IsUnsigned() bool { return t >= Uint8 && t <= Uint64 }
+
+// IsFloat reports whether t is float32 or float64.
+func (t Type) IsFloat() bool { return t == Float32 || t == Float64 }
+
+// Value is one typed value, held without boxing so scans don't allocate.
+// Integers are kept as 64-bit two's complement, floats as float64 bits,
+// bools as 0/1, datetimes as Unix milliseconds.
+type Value struct {
+	typ  Type
+	bits uint64
+	str  string
+}
+
+// BoolValue returns a Bool value.
+func BoolValue(b bool) Value {
+	if b {
+		return Value{typ: Bool, bits: 1}
+	}
+	return Value{typ: Bool}
+}
+
+// IntValue returns a signed integer value of type t (Int8..Int64).
+func IntValue(t Type, v int64) Value { return Value{typ: t, bits: uint64(v)} }
+
+// UintValue returns an unsigned integer value of type t (Uint8..Uint64).
+func UintValue(t Type, v uint64) Value { return Value{typ: t, bits: v} }
+
+// FloatValue returns a float value of type t (Float32 or Float64).
+func FloatValue(t Type, v float64) Value { return Value{typ: t, bits: math.Float64bits(v)} }
+
+// StringValue returns a String value.
+func StringValue(s string) Value { return Value{typ: String, str: s} }
+
+// TimeValue returns a DateTime value with millisecond resolution.
+func TimeValue(t time.Time) Value { return Value{typ: DateTime, bits: uint64(t.UnixMilli())} }
+
+// TimeValueMs returns a DateTime value from Unix milliseconds.
+func TimeValueMs(ms int64) Value { return Value{typ: DateTime, bits: uint64(ms)} }
+
+// Type returns the value's type; TypeInvalid for the zero Value.
+func (v Value) Type() Type { return v.typ }
+
+// Bool returns the value as a bool (non-zero numbers are true).
+func (v Value) Bool() bool {
+	if v.typ == String {
+		return v.str == "true"
+	}
+	if v.typ.IsFloat() {
+		return v.Float() != 0
+	}
+	return v.bits != 0
+}
+
+// Int returns the value as int64 (floats truncated).
+func (v Value) Int() int64 {
+	if v.typ.IsFloat() {
+		return int64(math.Float64frombits(v.bits))
+	}
+	return int64(v.bits)
+}
+
+// Uint returns the value as uint64 (floats truncated).
+func (v Value) Uint() uint64 {
+	if v.typ.IsFloat() {
+		return uint64(math.Float64frombits(v.bits))
+	}
+	return v.bits
+}
+
+// Float returns the value as float64.
+func (v Value) Float() float64 {
+	switch {
+	case v.typ.IsFloat():
+		return math.Float64frombits(v.bits)
+	case v.typ.IsSigned() || v.typ == DateTime:
+		return float64(int64(v.bits))
+	default:
+		return float64(v.bits)
+	}
+}
+
+// Str returns the String value (empty for other types).
+func (v Value) Str() string { return v.str }
+
+// Time returns a DateTime value as time.Time in UTC.
+func (v Value) Time() time.Time { return time.UnixMilli(int64(v.bits)).UTC() }
+
+// Equal reports whether two values have the same type and content.
+func (v Value) Equal(o Value) bool { return v == o }
+
+// String formats the value for logs and the watch command.
+func (v Value) String() string {
+	switch {
+	case v.typ == Bool:
+		return strconv.FormatBool(v.bits != 0)
+	case v.typ.IsSigned():
+		return strconv.FormatInt(int64(v.bits), 10)
+	case v.typ.IsUnsigned():
+		return strconv.FormatUint(v.bits, 10)
+	case v.typ.IsFloat():
+		return strconv.FormatFloat(v.Float(), 'g', -1, 64)
+	case v.typ == String:
+		return strconv.Quote(v.str)
+	case v.typ == DateTime:
+		return v.Time().Format(time.RFC3339Nano)
+	}
+	return "<invalid>"
+}
+
+// Quality is the OPC-style quality of a sample.
+type Quality uint8
+
+// Qualities; the zero value is good.
+const (
+	QualityGood Quality = iota
+	QualityBad
+	QualityStale
+)
+
+func (q Quality) String() string {
+	switch q {
+	case QualityGood:
+		return "good"
+	case QualityBad:
+		return "bad"
+	case QualityStale:
+		return "stale"
+	}
+	return "quality(" + strconv.Itoa(int(q)) + ")"
+}
+
+// Sample is one tag read from a PLC.
+type Sample struct {
+	// Tag indexes Driver.Tags().
+	Tag int
+	// Value is the decoded raw value (before scaling), typed as the tag's Type.
+	Value Value
+	// Time is the acquisition time: the PLC's source timestamp where the
+	// protocol has one, else when the reply arrived.
+	Time time.Time
+	// Quality is QualityGood unless the PLC rejected this tag's request.
+	Quality Quality
+}
