@@ -1,0 +1,350 @@
+package modbus
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+
+	mb "github.com/simonvetter/modbus"
+
+	"github.com/edgeagent/edgeagent/drivers"
+)
+
+// Protocol limits per request (Modbus Application Protocol v1.1b3, 6.1-6.4).
+const (
+	maxReadRegisters  = 125
+	maxReadBits       = 2000
+	maxWriteRegisters = 123
+)
+
+// device is the driver-specific part of a device's configuration.
+// Optional numbers are pointers so an explicit 0 is told from a missing key.
+type device struct {
+	URL          string     `yaml:"url"`
+	UnitID       *int       `yaml:"unit_id"`
+	MaxGap       *int       `yaml:"max_gap"`
+	MaxRegisters *int       `yaml:"max_registers"`
+	MaxBits      *int       `yaml:"max_bits"`
+	TLS          *tlsConfig `yaml:"tls"`
+}
+
+// tlsConfig holds the client certificate and the CA that tcp+tls needs
+// (Modbus/TCP Security mandates mutual TLS). Files are read at Connect.
+type tlsConfig struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	CAFile   string `yaml:"ca_file"`
+}
+
+// tag is one configured tag: the common keys plus Modbus addressing.
+type tag struct {
+	drivers.Tag `yaml:",inline"`
+	Table       string `yaml:"table"`
+	Address     *int   `yaml:"address"`
+	ByteOrder   string `yaml:"byte_order"`
+	Length      int    `yaml:"length"`
+	Bit         *int   `yaml:"bit"`
+}
+
+// tagSpec is a validated tag, ready for planning and decoding.
+type tagSpec struct {
+	table Table
+	addr  uint16
+	f     Format
+	zero  drivers.Value // typed zero, sent with QualityBad
+}
+
+// size is the registers or bits the tag occupies.
+func (s *tagSpec) size() int {
+	if s.table.IsBits() {
+		return 1
+	}
+	return s.f.Registers()
+}
+
+// endpoint is a validated url, split the way the library wants it.
+type endpoint struct {
+	scheme string
+	url    string // scheme://host:port or rtu://device, without query
+	speed  uint
+	data   uint
+	parity uint
+	stop   uint
+}
+
+// settings is a validated device.
+type settings struct {
+	ep     endpoint
+	unitID uint8
+	lim    limits
+	tls    *tlsConfig
+}
+
+func intOr(p *int, def int) int {
+	if p == nil {
+		return def
+	}
+	return *p
+}
+
+func (d *device) validate() (settings, error) {
+	var s settings
+	if d.URL == "" {
+		return s, errors.New("url is required (e.g. tcp://10.0.0.5:502)")
+	}
+	ep, err := parseURL(d.URL)
+	if err != nil {
+		return s, err
+	}
+	s.ep = ep
+	unit := intOr(d.UnitID, 1)
+	switch {
+	case unit < 0 || unit > 255:
+		return s, fmt.Errorf("unit_id %d is not in 0..255", unit)
+	case unit == 0 && strings.HasPrefix(ep.scheme, "rtu"):
+		// 0 is the serial broadcast address: no device ever answers it.
+		return s, fmt.Errorf("unit_id 0 is the broadcast address on serial lines; use 1..255")
+	}
+	s.unitID = uint8(unit)
+	s.lim = limits{
+		maxGap:       intOr(d.MaxGap, 0),
+		maxRegisters: intOr(d.MaxRegisters, maxReadRegisters),
+		maxBits:      intOr(d.MaxBits, maxReadBits),
+	}
+	switch {
+	case s.lim.maxGap < 0:
+		return s, fmt.Errorf("max_gap %d is negative", s.lim.maxGap)
+	case s.lim.maxRegisters < 1 || s.lim.maxRegisters > maxReadRegisters:
+		return s, fmt.Errorf("max_registers %d is not in 1..%d", s.lim.maxRegisters, maxReadRegisters)
+	case s.lim.maxBits < 1 || s.lim.maxBits > maxReadBits:
+		return s, fmt.Errorf("max_bits %d is not in 1..%d", s.lim.maxBits, maxReadBits)
+	}
+	switch {
+	case ep.scheme == "tcp+tls" && (d.TLS == nil || d.TLS.CertFile == "" || d.TLS.KeyFile == "" || d.TLS.CAFile == ""):
+		return s, errors.New("tls.cert_file, tls.key_file and tls.ca_file are required for tcp+tls (Modbus security is mutual TLS)")
+	case ep.scheme != "tcp+tls" && d.TLS != nil:
+		return s, fmt.Errorf("tls is only for tcp+tls urls, not %s", ep.scheme)
+	}
+	s.tls = d.TLS
+	return s, nil
+}
+
+var schemes = "tcp, tcp+tls, udp, rtu, rtuovertcp, rtuoverudp"
+
+// parseURL validates a client url. Serial settings ride in the query:
+// rtu:///dev/ttyUSB0?baud=19200&parity=E&data_bits=8&stop_bits=1.
+func parseURL(raw string) (endpoint, error) {
+	var ep endpoint
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ep, fmt.Errorf("url %q: %v", raw, err)
+	}
+	ep.scheme = u.Scheme
+	bad := func(format string, a ...any) (endpoint, error) {
+		return ep, fmt.Errorf("url %q: %s", raw, fmt.Sprintf(format, a...))
+	}
+	if u.User != nil || u.Fragment != "" || u.Opaque != "" {
+		return bad("want scheme://host:port or rtu:///dev/device")
+	}
+	switch u.Scheme {
+	case "tcp", "udp", "tcp+tls", "rtuovertcp", "rtuoverudp":
+		if u.Path != "" && u.Path != "/" {
+			return bad("unexpected path %q", u.Path)
+		}
+		host, port, err := net.SplitHostPort(u.Host)
+		switch {
+		case err != nil && u.Scheme == "tcp+tls" && u.Port() == "":
+			host, port = u.Hostname(), "802" // IANA port for Modbus/TCP Security
+		case err != nil && (u.Scheme == "tcp" || u.Scheme == "udp") && u.Port() == "":
+			host, port = u.Hostname(), "502"
+		case err != nil:
+			return bad("%v", err)
+		}
+		if host == "" {
+			return bad("host is missing")
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return bad("port %q is not in 1..65535", port)
+		}
+		ep.url = u.Scheme + "://" + net.JoinHostPort(host, port)
+	case "rtu":
+		dev := u.Host + u.Path // rtu:///dev/ttyUSB0 or rtu://COM3
+		if dev == "" || dev == "/" {
+			return bad("serial device is missing (e.g. rtu:///dev/ttyUSB0)")
+		}
+		ep.url = "rtu://" + dev
+	case "":
+		return bad("scheme is missing (one of %s)", schemes)
+	default:
+		return bad("scheme %q is not one of %s", u.Scheme, schemes)
+	}
+	q := u.Query()
+	for k, vs := range q {
+		v := vs[len(vs)-1]
+		serial := u.Scheme == "rtu"
+		switch {
+		case k == "baud" && strings.HasPrefix(u.Scheme, "rtu"):
+			n, err := strconv.ParseUint(v, 10, 32)
+			if err != nil || n == 0 {
+				return bad("baud %q is not a positive number", v)
+			}
+			ep.speed = uint(n)
+		case k == "parity" && serial:
+			switch strings.ToUpper(v) {
+			case "N", "NONE":
+				ep.parity = mb.PARITY_NONE
+			case "E", "EVEN":
+				ep.parity = mb.PARITY_EVEN
+			case "O", "ODD":
+				ep.parity = mb.PARITY_ODD
+			default:
+				return bad("parity %q is not one of N, E, O", v)
+			}
+		case k == "data_bits" && serial:
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 5 || n > 8 {
+				return bad("data_bits %q is not in 5..8", v)
+			}
+			ep.data = uint(n)
+		case k == "stop_bits" && serial:
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 2 {
+				return bad("stop_bits %q is not 1 or 2", v)
+			}
+			ep.stop = uint(n)
+		case serial:
+			return bad("unknown setting %q (want baud, parity, data_bits, stop_bits)", k)
+		case strings.HasPrefix(u.Scheme, "rtu"):
+			return bad("unknown setting %q (want baud)", k)
+		default:
+			return bad("unexpected query %q", u.RawQuery)
+		}
+	}
+	return ep, nil
+}
+
+// supported lists the types Modbus tags may have, for messages.
+const supported = "bool, int16, uint16, int32, uint32, int64, uint64, float32, float64, string"
+
+func supportedType(t drivers.Type) bool {
+	switch t {
+	case drivers.Bool, drivers.Int16, drivers.Uint16, drivers.Int32, drivers.Uint32,
+		drivers.Int64, drivers.Uint64, drivers.Float32, drivers.Float64, drivers.String:
+		return true
+	}
+	return false
+}
+
+// buildTags validates every tag, reporting all bad tags at once (one error
+// per tag, each naming the tag and the key).
+func buildTags(in []tag, lim limits) ([]drivers.Tag, []tagSpec, error) {
+	if len(in) == 0 {
+		return nil, nil, errors.New("no tags configured")
+	}
+	tags := make([]drivers.Tag, len(in))
+	specs := make([]tagSpec, len(in))
+	seen := make(map[string]int, len(in))
+	var errs []error
+	for i := range in {
+		t := &in[i]
+		if err := drivers.CheckName(t.Name); err != nil {
+			errs = append(errs, fmt.Errorf("tags[%d]: %w", i, err))
+			continue
+		}
+		if j, dup := seen[t.Name]; dup {
+			errs = append(errs, fmt.Errorf("tag %q: duplicate name (tags[%d] and tags[%d])", t.Name, j, i))
+			continue
+		}
+		seen[t.Name] = i
+		spec, err := t.spec(lim)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("tag %q: %w", t.Name, err))
+			continue
+		}
+		tags[i], specs[i] = t.Tag, spec
+	}
+	if len(errs) > 0 {
+		return nil, nil, errors.Join(errs...)
+	}
+	return tags, specs, nil
+}
+
+func (t *tag) spec(lim limits) (tagSpec, error) {
+	var s tagSpec
+	typ := t.Type
+	switch {
+	case typ == drivers.TypeInvalid:
+		return s, fmt.Errorf("type is required (one of %s)", supported)
+	case !supportedType(typ):
+		return s, fmt.Errorf("type %v is not supported by modbus (want one of %s)", typ, supported)
+	}
+	if t.Table == "" {
+		return s, errors.New("table is required (one of holding, input, coil, discrete)")
+	}
+	table, err := ParseTable(t.Table)
+	if err != nil {
+		return s, err
+	}
+	s.table = table
+	if t.Address == nil {
+		return s, errors.New("address is required (0-based protocol address, 0..65535)")
+	}
+	if a := *t.Address; a < 0 || a > 65535 {
+		return s, fmt.Errorf("address %d is not in 0..65535", a)
+	}
+	s.addr = uint16(*t.Address)
+	if table.IsBits() && typ != drivers.Bool {
+		return s, fmt.Errorf("type %v is not possible in table %s: coils and discrete inputs are bools", typ, table)
+	}
+	if t.Writable && (table == Input || table == Discrete) {
+		return s, fmt.Errorf("writable is not possible for table %s (read-only)", table)
+	}
+	s.f.Type = typ
+	if t.ByteOrder != "" {
+		if s.f.Order, err = ParseByteOrder(t.ByteOrder); err != nil {
+			return s, err
+		}
+	}
+	if t.Bit != nil {
+		switch {
+		case typ != drivers.Bool || table.IsBits():
+			return s, errors.New("bit is only for bool tags in holding or input registers")
+		case *t.Bit < 0 || *t.Bit > 15:
+			return s, fmt.Errorf("bit %d is not in 0..15", *t.Bit)
+		}
+		s.f.Bit = uint8(*t.Bit)
+	}
+	switch {
+	case typ == drivers.String && t.Length == 0:
+		return s, errors.New("length (in registers, 2 characters each) is required for type string")
+	case typ != drivers.String && t.Length != 0:
+		return s, errors.New("length is only for type string")
+	case t.Length < 0 || t.Length > lim.maxRegisters:
+		return s, fmt.Errorf("length %d is not in 1..%d (max_registers)", t.Length, lim.maxRegisters)
+	case t.Writable && t.Length > maxWriteRegisters:
+		return s, fmt.Errorf("length %d of a writable string exceeds %d, the most one write carries", t.Length, maxWriteRegisters)
+	}
+	s.f.Length = uint16(t.Length)
+	if n := s.size(); !table.IsBits() && n > lim.maxRegisters {
+		return s, fmt.Errorf("type %v needs %d registers, more than max_registers %d", typ, n, lim.maxRegisters)
+	}
+	if last := int(s.addr) + s.size() - 1; last > 65535 {
+		return s, fmt.Errorf("address %d with %d registers runs past 65535", s.addr, s.size())
+	}
+	switch typ {
+	case drivers.Bool:
+		s.zero = drivers.BoolValue(false)
+	case drivers.String:
+		s.zero = drivers.StringValue("")
+	case drivers.Float32, drivers.Float64:
+		s.zero = drivers.FloatValue(typ, 0)
+	case drivers.Int16, drivers.Int32, drivers.Int64:
+		s.zero = drivers.IntValue(typ, 0)
+	default:
+		s.zero = drivers.UintValue(typ, 0)
+	}
+	return s, nil
+}
