@@ -1,0 +1,594 @@
+package buffer
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+const (
+	// A group (one transaction, one fsync) takes waiting requests until it
+	// holds this many records or bytes.
+	maxGroupRecords = 4096
+	maxGroupBytes   = 4 << 20
+
+	// An Ack deletes at most this many records per transaction, so that a
+	// large Ack neither holds much memory nor stalls appends for long.
+	maxDeletesPerTx = 16384
+
+	// Outage mode reserves sequence numbers in blocks, so memory appends
+	// need no transaction yet never reuse a number after a crash.
+	seqReserveBlock = 1 << 20
+
+	dropLogInterval   = 10 * time.Second
+	runtimeCompactGap = time.Minute
+)
+
+type opKind uint8
+
+const (
+	opAppend opKind = iota
+	opAck
+	opLink
+)
+
+type request struct {
+	kind opKind
+	data [][]byte // opAppend
+	upTo uint64   // opAck
+	from uint64   // opAck: 0 deletes from the front, else the range from..upTo
+	up   bool     // opLink
+
+	// filled by the writer
+	first, last uint64
+	partial     bool // an Ack not finished in this transaction
+	done        chan result
+}
+
+type result struct {
+	first, last uint64
+	err         error
+}
+
+var requestPool = sync.Pool{New: func() any { return &request{done: make(chan result, 1)} }}
+
+func newRequest(k opKind) *request {
+	r := requestPool.Get().(*request)
+	r.kind = k
+	r.from = 0
+	return r
+}
+
+// do hands r to the writer and waits for its result.
+func (b *Buffer) do(r *request) (result, error) {
+	select {
+	case b.reqs <- r:
+	case <-b.quit:
+		r.data = nil
+		requestPool.Put(r)
+		return result{}, ErrClosed
+	}
+	res := <-r.done
+	*r = request{done: r.done}
+	requestPool.Put(r)
+	return res, res.err
+}
+
+// writerState belongs to the writer goroutine.
+type writerState struct {
+	group       []*request
+	dropTimer   *time.Timer
+	lastDropLog time.Time
+	pendDrop    uint64
+	pendDropB   int64
+	lastCompact time.Time
+	commits     uint64 // transactions committed by handle (benchmarks report records per commit)
+	failCommit  error  // tests only: the next transaction of handle fails with this
+}
+
+// errNeedTx stops a memory-only attempt: the group must run in a transaction.
+var errNeedTx = errors.New("needs a transaction")
+
+// group is the scratch context of one transaction attempt.
+type group struct {
+	tx      *bolt.Tx
+	bkt     *bolt.Bucket
+	ts      int64 // append time for this group's records
+	budget  int   // deletions left for Acks in this transaction
+	dropped uint64
+	dropB   int64
+}
+
+func (b *Buffer) writer() {
+	defer close(b.done)
+	w := &b.w
+	w.dropTimer = time.NewTimer(time.Hour)
+	w.dropTimer.Stop()
+	for {
+		select {
+		case r := <-b.reqs:
+			b.handle(b.collect(r))
+		case <-w.dropTimer.C:
+			b.logDrops(true)
+		case <-b.quit:
+			b.closeErr = b.finish()
+			return
+		}
+	}
+}
+
+// collect gathers the requests already waiting behind first, up to the group
+// limits. The channel is unbuffered, so these are callers blocked in send
+// while the previous group was committing: that is the group commit.
+func (b *Buffer) collect(first *request) []*request {
+	g := append(b.w.group[:0], first)
+	recs, bytes := first.size()
+	for recs < maxGroupRecords && bytes < maxGroupBytes {
+		select {
+		case r := <-b.reqs:
+			g = append(g, r)
+			n, s := r.size()
+			recs += n
+			bytes += s
+		default:
+			b.w.group = g
+			return g
+		}
+	}
+	b.w.group = g
+	return g
+}
+
+func (r *request) size() (int, int) {
+	if r.kind != opAppend {
+		return 1, 0
+	}
+	n := 0
+	for _, d := range r.data {
+		n += len(d)
+	}
+	return len(r.data), n
+}
+
+// handle runs one group: in memory only if it can (Outage mode), otherwise
+// in one bbolt transaction; then it answers the callers. Acks too large for
+// one transaction continue in further transactions before being answered.
+func (b *Buffer) handle(reqs []*request) {
+	if b.failed != nil {
+		for _, r := range reqs {
+			r.done <- result{err: b.failed}
+		}
+		clear(reqs)
+		return
+	}
+	var dropped uint64
+	var dropB int64
+	pending := reqs
+	for len(pending) > 0 {
+		sh := b.st // the shadow; b.st stays intact if this fails
+		var g *group
+		err := errNeedTx
+		if b.opts.Mode == Outage {
+			g = b.newGroup(nil)
+			err = b.run(g, &sh, pending)
+		}
+		if errors.Is(err, errNeedTx) {
+			sh = b.st
+			err = b.db.Update(func(tx *bolt.Tx) error {
+				g = b.newGroup(tx)
+				return b.run(g, &sh, pending)
+			})
+			if err == nil {
+				b.w.commits++
+			}
+		}
+		if err != nil {
+			err = fmt.Errorf("committing to buffer %q: %w", b.path, err)
+			b.log.Error("buffer write failed", "path", b.path, "err", err)
+			b.reload(sh.nextSeq)
+			for _, r := range pending {
+				r.done <- result{err: err}
+			}
+			break
+		}
+		b.publish(sh)
+		dropped += g.dropped
+		dropB += g.dropB
+		next := pending[:0]
+		for _, r := range pending {
+			if r.partial {
+				next = append(next, r)
+				continue
+			}
+			r.done <- result{first: r.first, last: r.last}
+		}
+		pending = next
+	}
+	clear(reqs)
+	if dropped > 0 {
+		b.w.pendDrop += dropped
+		b.w.pendDropB += dropB
+		b.logDrops(false)
+	}
+	b.maybeCompact()
+}
+
+func (b *Buffer) newGroup(tx *bolt.Tx) *group {
+	g := &group{tx: tx, ts: b.now().UnixNano(), budget: maxDeletesPerTx}
+	if tx != nil {
+		g.bkt = tx.Bucket(recordsBucket)
+		g.bkt.FillPercent = 1.0 // keys only grow: fill pages completely
+	}
+	return g
+}
+
+// publish makes the shadow the visible state.
+func (b *Buffer) publish(sh state) {
+	b.mu.Lock()
+	old := b.st.mem
+	b.st = sh
+	// Release the data of memory records that left the queue: the shadow
+	// may still share old's backing array.
+	k := len(old)
+	if len(sh.mem) > 0 {
+		k = sort.Search(len(old), func(i int) bool { return old[i].seq >= sh.mem[0].seq })
+	}
+	clear(old[:k])
+	b.mu.Unlock()
+}
+
+// reload rereads the disk bookkeeping after a failed commit: bbolt may or
+// may not have made it durable (an fsync error after the write). Sequence
+// numbers handed out in the failed attempt stay burned.
+func (b *Buffer) reload(burned uint64) {
+	sh := b.st
+	err := b.db.View(func(tx *bolt.Tx) error {
+		d, _ := readState(tx)
+		sh.ceiling, sh.dCount, sh.dBytes, sh.dFirst, sh.dLast, sh.dOldest = d.ceiling, d.dCount, d.dBytes, d.dFirst, d.dLast, d.dOldest
+		return nil
+	})
+	if err != nil {
+		b.log.Error("buffer state reload failed", "path", b.path, "err", err)
+		return
+	}
+	sh.nextSeq = max(sh.nextSeq, burned, sh.dLast+1)
+	// A spill that did land: those records are on disk now.
+	for len(sh.mem) > 0 && sh.dCount > 0 && sh.mem[0].seq <= sh.dLast {
+		sh.mBytes -= accounted(len(sh.mem[0].data))
+		sh.mem = sh.mem[1:]
+	}
+	b.publish(sh)
+}
+
+// run applies the requests to the shadow st, and to the file when g.tx is
+// set. Without a transaction it returns errNeedTx as soon as disk work is due.
+func (b *Buffer) run(g *group, st *state, reqs []*request) error {
+	for _, r := range reqs {
+		r.partial = false
+		var err error
+		switch r.kind {
+		case opAppend:
+			err = b.runAppend(g, st, r)
+		case opAck:
+			err = b.runAck(g, st, r)
+		case opLink:
+			st.linkUp = r.up
+			if !r.up && len(st.mem) > 0 {
+				err = b.spill(g, st, "link down")
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if g.tx == nil {
+		return nil
+	}
+	if err := b.w.failCommit; err != nil {
+		b.w.failCommit = nil
+		return err
+	}
+	return writeMeta(g.tx, st, false)
+}
+
+func (b *Buffer) runAck(g *group, st *state, r *request) error {
+	if r.from > 0 && (r.from > st.dFirst || len(st.mem) > 0 && r.from > st.mem[0].seq) {
+		return b.runAckRange(g, st, r)
+	}
+	if n := sort.Search(len(st.mem), func(i int) bool { return st.mem[i].seq > r.upTo }); n > 0 {
+		for _, m := range st.mem[:n] {
+			st.mBytes -= accounted(len(m.data))
+		}
+		st.mem = st.mem[n:]
+		st.acked += uint64(n)
+	}
+	if st.dCount == 0 || st.dFirst > r.upTo {
+		return nil
+	}
+	if g.tx == nil {
+		return errNeedTx
+	}
+	n, _, err := deleteFront(g, st, r.upTo, 0, g.budget)
+	g.budget -= n
+	st.acked += uint64(n)
+	if err == nil && st.dCount > 0 && st.dFirst <= r.upTo {
+		r.partial = true
+	}
+	return err
+}
+
+// runAckRange deletes the records from r.from to r.upTo that are not at the
+// front: the uplink proves live records while older history is still
+// being replayed.
+func (b *Buffer) runAckRange(g *group, st *state, r *request) error {
+	lo := sort.Search(len(st.mem), func(i int) bool { return st.mem[i].seq >= r.from })
+	hi := sort.Search(len(st.mem), func(i int) bool { return st.mem[i].seq > r.upTo })
+	if hi > lo {
+		for _, m := range st.mem[lo:hi] {
+			st.mBytes -= accounted(len(m.data))
+		}
+		// A new array: the published state still shares the old one.
+		st.mem = append(st.mem[:lo:lo], st.mem[hi:]...)
+		st.acked += uint64(hi - lo)
+	}
+	if st.dCount == 0 || r.upTo < st.dFirst || r.from > st.dLast {
+		return nil
+	}
+	if g.tx == nil {
+		return errNeedTx
+	}
+	c := g.bkt.Cursor()
+	from := seqKey(r.from)
+	n := 0
+	var freed int64
+	for k, v := c.Seek(from); k != nil && keySeq(k) <= r.upTo && n < g.budget; k, v = c.Seek(from) {
+		sz := accounted(max(len(v)-8, 0))
+		if err := c.Delete(); err != nil {
+			return fmt.Errorf("deleting record %d: %w", keySeq(k), err)
+		}
+		n++
+		freed += sz
+	}
+	g.budget -= n
+	st.acked += uint64(n)
+	st.dCount -= n
+	st.dBytes -= freed
+	if k, _ := c.Seek(from); k != nil && keySeq(k) <= r.upTo {
+		r.partial = true
+	}
+	first, v := c.First()
+	last, _ := c.Last()
+	if first == nil || st.dCount <= 0 {
+		st.dCount, st.dBytes, st.dFirst, st.dLast, st.dOldest = 0, 0, 0, 0, 0
+		return nil
+	}
+	st.dFirst, st.dLast, st.dOldest = keySeq(first), keySeq(last), valueTime(v)
+	return nil
+}
+
+func (b *Buffer) runAppend(g *group, st *state, r *request) error {
+	n := len(r.data)
+	r.first = st.nextSeq
+	r.last = st.nextSeq + uint64(n) - 1
+	st.nextSeq += uint64(n)
+	st.appended += uint64(n)
+
+	var incoming int64
+	for _, d := range r.data {
+		incoming += accounted(len(d))
+	}
+	// The cap: drop the oldest records, which may include the oldest of
+	// this very append when the cap is tiny.
+	skip := 0
+	var dropped uint64
+	var dropB int64
+	if over := st.dBytes + st.mBytes + incoming - b.opts.MaxBytes; over > 0 {
+		for over > 0 && len(st.mem) > 0 {
+			sz := accounted(len(st.mem[0].data))
+			st.mem = st.mem[1:]
+			st.mBytes -= sz
+			over -= sz
+			dropped++
+			dropB += sz
+		}
+		if over > 0 && st.dCount > 0 {
+			if g.tx == nil {
+				return errNeedTx
+			}
+			n, sz, err := deleteFront(g, st, 0, over, -1)
+			if err != nil {
+				return err
+			}
+			over -= sz
+			dropped += uint64(n)
+			dropB += sz
+		}
+		for over > 0 && skip < n {
+			sz := accounted(len(r.data[skip]))
+			over -= sz
+			incoming -= sz
+			skip++
+			dropped++
+			dropB += sz
+		}
+		st.dropped += dropped
+		st.droppedBytes += dropB
+		g.dropped += dropped
+		g.dropB += dropB
+	}
+
+	toMem := b.opts.Mode == Outage && st.linkUp && st.dCount == 0
+	if toMem && st.mBytes+incoming > b.opts.MaxMemBytes {
+		toMem = false // window full: spill it below, then write to disk
+	}
+	if toMem {
+		if r.last > st.ceiling {
+			if g.tx == nil {
+				return errNeedTx
+			}
+			st.ceiling = r.last + seqReserveBlock
+		}
+		for i := skip; i < n; i++ {
+			d := make([]byte, len(r.data[i]))
+			copy(d, r.data[i])
+			st.mem = append(st.mem, memRecord{seq: r.first + uint64(i), ts: g.ts, data: d})
+			st.mBytes += accounted(len(d))
+		}
+		return nil
+	}
+	if g.tx == nil {
+		return errNeedTx
+	}
+	if len(st.mem) > 0 {
+		if err := b.spill(g, st, "memory full"); err != nil {
+			return err
+		}
+	}
+	for i := skip; i < n; i++ {
+		if err := put(g, st, r.first+uint64(i), g.ts, r.data[i]); err != nil {
+			return err
+		}
+	}
+	st.ceiling = max(st.ceiling, r.last)
+	return nil
+}
+
+// spill writes every in-memory record to disk in g's transaction.
+func (b *Buffer) spill(g *group, st *state, reason string) error {
+	if g.tx == nil {
+		return errNeedTx
+	}
+	for _, m := range st.mem {
+		if err := put(g, st, m.seq, m.ts, m.data); err != nil {
+			return err
+		}
+	}
+	b.log.Debug("buffer memory spilled to disk", "path", b.path, "records", len(st.mem), "bytes", st.mBytes, "reason", reason)
+	st.mem = nil
+	st.mBytes = 0
+	return nil
+}
+
+func put(g *group, st *state, seq uint64, ts int64, data []byte) error {
+	buf := make([]byte, 16+len(data)) // key, then value = timestamp + data
+	putSeq(buf[:8], seq)
+	putSeq(buf[8:16], uint64(ts))
+	copy(buf[16:], data)
+	if err := g.bkt.Put(buf[:8:8], buf[8:]); err != nil {
+		return fmt.Errorf("storing record %d: %w", seq, err)
+	}
+	if st.dCount == 0 {
+		st.dFirst, st.dOldest = seq, ts
+	}
+	st.dLast = seq
+	st.dCount++
+	st.dBytes += accounted(len(data))
+	return nil
+}
+
+// deleteFront deletes disk records from the oldest while their seq <= upTo
+// or fewer than need bytes were freed, at most limit records (limit < 0: no
+// limit). It returns the records deleted and their accounted bytes.
+func deleteFront(g *group, st *state, upTo uint64, need int64, limit int) (int, int64, error) {
+	c := g.bkt.Cursor()
+	n := 0
+	var freed int64
+	k, v := c.First()
+	for ; k != nil && n != limit; k, v = c.First() {
+		if keySeq(k) > upTo && freed >= need {
+			break
+		}
+		sz := accounted(max(len(v)-8, 0))
+		// Cursor.Delete followed by Next skips an element; First is safe.
+		if err := c.Delete(); err != nil {
+			return n, freed, fmt.Errorf("deleting record %d: %w", keySeq(k), err)
+		}
+		n++
+		freed += sz
+	}
+	st.dCount -= n
+	st.dBytes -= freed
+	if k == nil || st.dCount <= 0 {
+		st.dCount, st.dBytes, st.dFirst, st.dLast, st.dOldest = 0, 0, 0, 0, 0
+	} else {
+		st.dFirst = keySeq(k)
+		st.dOldest = valueTime(v)
+	}
+	return n, freed, nil
+}
+
+// logDrops logs the drops accumulated since the last warning, at most once
+// per dropLogInterval; flush logs whatever is pending.
+func (b *Buffer) logDrops(flush bool) {
+	w := &b.w
+	if w.pendDrop == 0 {
+		return
+	}
+	wait := dropLogInterval - time.Since(w.lastDropLog)
+	if !flush && wait > 0 {
+		w.dropTimer.Reset(wait)
+		return
+	}
+	b.mu.Lock()
+	total, totalB := b.st.dropped, b.st.droppedBytes
+	b.mu.Unlock()
+	b.log.Warn("buffer full, dropped oldest records",
+		"path", b.path, "dropped", w.pendDrop, "dropped_bytes", w.pendDropB,
+		"dropped_total", total, "dropped_bytes_total", totalB, "max_bytes", b.opts.MaxBytes)
+	w.pendDrop, w.pendDropB = 0, 0
+	w.lastDropLog = time.Now()
+}
+
+// maybeCompact rewrites the file when the queue has drained empty and the
+// file is large: cheap then (nothing to copy), and it keeps bbolt's freelist,
+// which every commit rewrites, from staying large after a big backlog.
+func (b *Buffer) maybeCompact() {
+	if b.st.dCount != 0 || time.Since(b.w.lastCompact) < runtimeCompactGap {
+		return
+	}
+	fi, err := os.Stat(b.path)
+	if err != nil || fi.Size() <= compactMinFileBytes {
+		return
+	}
+	b.w.lastCompact = time.Now()
+	b.dbMu.Lock()
+	defer b.dbMu.Unlock()
+	db, err := b.compact(b.db, fi.Size())
+	if db == nil {
+		b.failed = fmt.Errorf("buffer %q unusable after compaction: %w", b.path, err)
+		b.log.Error("buffer reopen after compaction failed", "path", b.path, "err", err)
+	}
+	b.db = db
+}
+
+// finish runs when Close is called: it writes the memory queue to disk,
+// lowers the reserved ceiling to what was handed out and marks the file
+// cleanly closed, all in one transaction.
+func (b *Buffer) finish() error {
+	b.logDrops(true)
+	if b.failed != nil {
+		return b.failed
+	}
+	sh := b.st
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		g := b.newGroup(tx)
+		if len(sh.mem) > 0 {
+			if err := b.spill(g, &sh, "close"); err != nil {
+				return err
+			}
+		}
+		sh.ceiling = max(sh.nextSeq-1, sh.dLast)
+		return writeMeta(tx, &sh, true)
+	})
+	if err != nil {
+		b.log.Error("buffer close failed", "path", b.path, "err", err, "lost_memory_records", len(sh.mem))
+		return fmt.Errorf("closing buffer %q: %w", b.path, err)
+	}
+	b.publish(sh)
+	return nil
+}
