@@ -251,17 +251,17 @@ func buildTags(in []tag, lim limits) ([]drivers.Tag, []tagSpec, error) {
 	for i := range in {
 		t := &in[i]
 		if err := drivers.CheckName(t.Name); err != nil {
-			errs = append(errs, fmt.Errorf("tags[%d]: %w", i, err))
+			errs = append(errs, &drivers.TagError{Index: i, Err: err})
 			continue
 		}
 		if j, dup := seen[t.Name]; dup {
-			errs = append(errs, fmt.Errorf("tag %q: duplicate name (tags[%d] and tags[%d])", t.Name, j, i))
+			errs = append(errs, &drivers.TagError{Index: i, Name: t.Name, Err: fmt.Errorf("duplicate name (also tags[%d])", j)})
 			continue
 		}
 		seen[t.Name] = i
 		spec, err := t.spec(lim)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("tag %q: %w", t.Name, err))
+			errs = append(errs, &drivers.TagError{Index: i, Name: t.Name, Err: err})
 			continue
 		}
 		tags[i], specs[i] = t.Tag, spec

@@ -166,7 +166,7 @@ func TestConfigErrors(t *testing.T) {
 		{"wider than max_registers", "url: tcp://plc\nmax_registers: 2", "{name: a, table: holding, address: 0, type: float64}", `tag "a": type float64 needs 4 registers, more than max_registers 2`},
 		{"empty name", "url: tcp://plc", "{table: holding, address: 0, type: uint16}", "tags[0]: tag name is empty"},
 		{"reserved name", "url: tcp://plc", "{name: bdSeq, table: holding, address: 0, type: uint16}", "tags[0]: tag name \"bdSeq\" is reserved"},
-		{"duplicate", "url: tcp://plc", ok + ", " + ok, `tag "ok": duplicate name (tags[0] and tags[1])`},
+		{"duplicate", "url: tcp://plc", ok + ", " + ok, `tag "ok": duplicate name (also tags[0])`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			src := c.device
