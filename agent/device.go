@@ -1,0 +1,347 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/edgeagent/edgeagent/drivers"
+	"github.com/edgeagent/edgeagent/internal/backoff"
+)
+
+// device runs one PLC: connect with backoff, poll, scale, report by
+// exception, and apply writes. One goroutine (run) owns the driver, so
+// drivers need not be safe for concurrent use.
+type device struct {
+	idx    int
+	cfg    DeviceConfig
+	drv    drivers.Driver
+	tags   []drivers.Tag
+	types  []drivers.Type // engineering type per tag: Float64 when scaled
+	byName map[string]int
+	log    *slog.Logger
+	out    sink
+	now    func() time.Time
+
+	writes chan writeReq
+
+	// Scan state, owned by run.
+	samples  []drivers.Sample
+	last     []Point // last value reported per tag
+	changed  []Point
+	overruns int
+
+	// Births read the snapshot from the uplink goroutine.
+	mu     sync.Mutex
+	snap   []Point
+	online bool
+}
+
+// sink receives every device event in order. It is the seam where the
+// durable buffer sits: put returns once the event is stored as the
+// buffer mode promises.
+type sink interface {
+	put(d *device, kind recordKind, at int64, pts []Point) error
+}
+
+type writeReq struct {
+	tag   int
+	value drivers.Value // engineering units, typed as types[tag]
+}
+
+var errWriteQueueFull = errors.New("write queue full")
+
+func newDevice(idx int, cfg DeviceConfig, log *slog.Logger, out sink) (*device, error) {
+	f, err := drivers.Lookup(cfg.Driver)
+	if err != nil {
+		return nil, err
+	}
+	log = log.With("device", cfg.ID, "driver", cfg.Driver)
+	dc := cfg.DriverConfig()
+	dc.Logger = log
+	drv, err := f(dc)
+	if err != nil {
+		return nil, fmt.Errorf("device %q: %w", cfg.ID, err)
+	}
+	d := &device{idx: idx, cfg: cfg, drv: drv, tags: drv.Tags(), log: log, out: out, now: time.Now,
+		writes: make(chan writeReq, 16), byName: map[string]int{}}
+	d.types = make([]drivers.Type, len(d.tags))
+	for i := range d.tags {
+		d.types[i] = engType(&d.tags[i])
+		d.byName[d.tags[i].Name] = i
+	}
+	d.last = make([]Point, len(d.tags))
+	d.changed = make([]Point, 0, len(d.tags))
+	d.snap = make([]Point, len(d.tags))
+	return d, nil
+}
+
+// engType is the type a tag is published as: scaled tags become Float64.
+func engType(t *drivers.Tag) drivers.Type {
+	if t.Scaled() {
+		return drivers.Float64
+	}
+	return t.Type
+}
+
+// snapshot copies the current values for a birth; ok is false while the
+// device is offline.
+func (d *device) snapshot(dst []Point) ([]Point, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append(dst[:0], d.snap...), d.online
+}
+
+// apply records an event in the snapshot; the sink calls it once the event
+// is stored, so births and stored events agree.
+func (d *device) apply(kind recordKind, pts []Point) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch kind {
+	case recOnline:
+		d.online = true
+		copy(d.snap, pts)
+	case recOffline:
+		d.online = false
+	case recData:
+		for _, p := range pts {
+			d.snap[p.Tag] = p
+		}
+	}
+}
+
+// run polls until ctx ends.
+func (d *device) run(ctx context.Context) error {
+	bo := backoff.Backoff{Min: 500 * time.Millisecond, Max: 30 * time.Second}
+	for ctx.Err() == nil {
+		err := d.session(ctx, &bo)
+		if ctx.Err() != nil {
+			break
+		}
+		wait := bo.Next()
+		d.log.Warn("plc unreachable", "err", err, "retry_in", wait.Round(time.Millisecond))
+		backoff.Sleep(ctx, wait)
+	}
+	d.drv.Close()
+	return nil
+}
+
+// session connects, reports the device online, polls until an error, and
+// reports it offline again.
+func (d *device) session(ctx context.Context, bo *backoff.Backoff) error {
+	defer d.drv.Close()
+	cctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
+	err := d.drv.Connect(cctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("connecting: %w", err)
+	}
+	if err := d.read(ctx); err != nil {
+		return err
+	}
+	at := d.now().UnixMilli()
+	for i := range d.samples {
+		d.last[i] = d.point(i)
+	}
+	if err := d.out.put(d, recOnline, at, d.last); err != nil {
+		return fmt.Errorf("storing online event: %w", err)
+	}
+	d.log.Info("plc online", "tags", len(d.tags))
+	bo.Reset()
+	err = d.poll(ctx)
+	if ctx.Err() != nil {
+		// Stopping is not a device failure: the NDEATH covers it.
+		return nil
+	}
+	if perr := d.out.put(d, recOffline, d.now().UnixMilli(), nil); perr != nil {
+		d.log.Error("storing offline event failed", "err", perr)
+	}
+	return err
+}
+
+func (d *device) poll(ctx context.Context) error {
+	tick := time.NewTicker(d.cfg.Poll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case w := <-d.writes:
+			d.write(ctx, w)
+		case <-tick.C:
+			start := d.now()
+			if err := d.read(ctx); err != nil {
+				return err
+			}
+			if took := d.now().Sub(start); took > d.cfg.Poll {
+				// The ticker drops the ticks we missed: the next scan
+				// starts on the next boundary instead of piling up.
+				d.overruns++
+				d.log.Warn("scan overran its poll interval, skipping a tick", "took", took.Round(time.Millisecond), "poll", d.cfg.Poll, "overruns", d.overruns)
+			}
+			d.changed = d.changed[:0]
+			for i := range d.samples {
+				p := d.point(i)
+				if d.differs(i, &p) {
+					d.changed = append(d.changed, p)
+					d.last[i] = p
+				}
+			}
+			if len(d.changed) == 0 {
+				continue
+			}
+			if err := d.out.put(d, recData, d.now().UnixMilli(), d.changed); err != nil {
+				d.log.Error("storing scan failed; samples dropped", "err", err, "samples", len(d.changed))
+			}
+		}
+	}
+}
+
+func (d *device) read(ctx context.Context) error {
+	rctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout*time.Duration(max(1, len(d.tags)/100+1)))
+	defer cancel()
+	var err error
+	d.samples, err = d.drv.Read(rctx, d.samples[:0])
+	if err != nil {
+		return fmt.Errorf("reading: %w", err)
+	}
+	if len(d.samples) != len(d.tags) {
+		return fmt.Errorf("driver returned %d samples for %d tags", len(d.samples), len(d.tags))
+	}
+	return nil
+}
+
+// point converts sample i to engineering units.
+func (d *device) point(i int) Point {
+	s := &d.samples[i]
+	p := Point{Tag: i, Value: s.Value, Time: s.Time.UnixMilli(), Quality: s.Quality}
+	t := &d.tags[i]
+	if t.Scaled() {
+		v := s.Value.Float()
+		if t.Scale != nil {
+			v *= *t.Scale
+		}
+		if t.Offset != nil {
+			v += *t.Offset
+		}
+		p.Value = drivers.FloatValue(drivers.Float64, v)
+	}
+	return p
+}
+
+// differs reports whether p must be published against the last report.
+func (d *device) differs(i int, p *Point) bool {
+	old := &d.last[i]
+	if old.Quality != p.Quality {
+		return true
+	}
+	if old.Value.Equal(p.Value) {
+		return false
+	}
+	if db := d.tags[i].Deadband; db > 0 && d.types[i].IsNumeric() {
+		return math.Abs(p.Value.Float()-old.Value.Float()) >= db
+	}
+	return true
+}
+
+// queueWrite hands a write to the scan goroutine without blocking the
+// uplink.
+func (d *device) queueWrite(tag int, v drivers.Value) error {
+	select {
+	case d.writes <- writeReq{tag: tag, value: v}:
+		return nil
+	default:
+		return errWriteQueueFull
+	}
+}
+
+func (d *device) write(ctx context.Context, w writeReq) {
+	t := &d.tags[w.tag]
+	wr, ok := d.drv.(drivers.Writer)
+	if !ok || !t.Writable {
+		d.log.Warn("write refused: tag is not writable", "tag", t.Name)
+		return
+	}
+	raw, err := toRaw(t, w.value)
+	if err != nil {
+		d.log.Warn("write refused", "tag", t.Name, "value", w.value, "err", err)
+		return
+	}
+	wctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
+	defer cancel()
+	if err := wr.Write(wctx, w.tag, raw); err != nil {
+		d.log.Error("write failed", "tag", t.Name, "value", raw, "err", err)
+		return
+	}
+	d.log.Info("wrote tag", "tag", t.Name, "value", raw)
+}
+
+// toRaw converts an engineering value back to the tag's raw type,
+// undoing scale and offset and checking the range.
+func toRaw(t *drivers.Tag, v drivers.Value) (drivers.Value, error) {
+	if !t.Scaled() && v.Type() == t.Type {
+		return v, nil
+	}
+	switch {
+	case t.Type == drivers.Bool:
+		if v.Type() != drivers.Bool {
+			return drivers.Value{}, fmt.Errorf("want a boolean, got %s", v.Type())
+		}
+		return v, nil
+	case t.Type == drivers.String:
+		if v.Type() != drivers.String {
+			return drivers.Value{}, fmt.Errorf("want a string, got %s", v.Type())
+		}
+		return v, nil
+	case !v.Type().IsNumeric():
+		return drivers.Value{}, fmt.Errorf("want a number, got %s", v.Type())
+	}
+	f := v.Float()
+	if t.Offset != nil {
+		f -= *t.Offset
+	}
+	if t.Scale != nil {
+		if *t.Scale == 0 {
+			return drivers.Value{}, errors.New("scale is 0")
+		}
+		f /= *t.Scale
+	}
+	if t.Type.IsFloat() {
+		return drivers.FloatValue(t.Type, f), nil
+	}
+	f = math.Round(f)
+	lo, hi := intRange(t.Type)
+	if math.IsNaN(f) || f < lo || f > hi {
+		return drivers.Value{}, fmt.Errorf("%v is out of range for %s", v, t.Type)
+	}
+	if t.Type.IsSigned() {
+		return drivers.IntValue(t.Type, int64(f)), nil
+	}
+	return drivers.UintValue(t.Type, uint64(f)), nil
+}
+
+func intRange(t drivers.Type) (float64, float64) {
+	switch t {
+	case drivers.Int8:
+		return math.MinInt8, math.MaxInt8
+	case drivers.Int16:
+		return math.MinInt16, math.MaxInt16
+	case drivers.Int32:
+		return math.MinInt32, math.MaxInt32
+	case drivers.Int64:
+		return math.MinInt64, math.MaxInt64
+	case drivers.Uint8:
+		return 0, math.MaxUint8
+	case drivers.Uint16:
+		return 0, math.MaxUint16
+	case drivers.Uint32:
+		return 0, math.MaxUint32
+	case drivers.Uint64:
+		return 0, math.MaxUint64
+	}
+	return 0, 0
+}

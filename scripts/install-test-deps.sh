@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs what `make test` needs when it is missing: Mosquitto (the real
+# central broker the end-to-end tests run against) and the npm decoder the
+# Sparkplug cross-check uses.
+set -euo pipefail
+need=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "installing ${need[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if command -v npm >/dev/null 2>&1 && [ ! -d scripts/sparkplug-crosscheck/node_modules ]; then
+  (cd scripts/sparkplug-crosscheck && npm ci --silent --no-audit --no-fund)
+fi
