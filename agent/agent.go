@@ -19,6 +19,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -39,6 +41,11 @@ type Agent struct {
 // New builds an agent from a validated configuration. It opens the buffer
 // but connects to nothing.
 func New(cfg *Config, log *slog.Logger) (*Agent, error) {
+	for _, dir := range []string{cfg.StateDir, filepath.Dir(cfg.Buffer.Path)} {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("creating state directory: %w", err)
+		}
+	}
 	mode := buffer.WriteAhead
 	if cfg.Buffer.Mode == "outage" {
 		mode = buffer.Outage

@@ -219,18 +219,27 @@ func (d *device) read(ctx context.Context) error {
 func (d *device) point(i int) Point {
 	s := &d.samples[i]
 	p := Point{Tag: i, Value: s.Value, Time: s.Time.UnixMilli(), Quality: s.Quality}
-	t := &d.tags[i]
-	if t.Scaled() {
-		v := s.Value.Float()
-		if t.Scale != nil {
-			v *= *t.Scale
-		}
-		if t.Offset != nil {
-			v += *t.Offset
-		}
-		p.Value = drivers.FloatValue(drivers.Float64, v)
+	if t := &d.tags[i]; t.Scaled() {
+		p.Value = drivers.FloatValue(drivers.Float64, scale(t, s.Value.Float()))
 	}
 	return p
+}
+
+// scale applies scale and offset. A scale like 0.1 or 0.01 divides by its
+// exact inverse instead, so 454 × 0.1 gives 45.4, not 45.400000000000006.
+func scale(t *drivers.Tag, v float64) float64 {
+	if t.Scale != nil {
+		s := *t.Scale
+		if inv := math.Round(1 / s); s != 0 && math.Abs(s) < 1 && inv != 0 && 1/inv == s {
+			v /= inv
+		} else {
+			v *= s
+		}
+	}
+	if t.Offset != nil {
+		v += *t.Offset
+	}
+	return v
 }
 
 // differs reports whether p must be published against the last report.

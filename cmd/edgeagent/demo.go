@@ -70,7 +70,10 @@ func cmdDemo(ctx context.Context, args []string, out io.Writer) error {
 
 	say("embedded MQTT broker on %s, simulated PLCs press-02 on %s and mixer-3 on %s", demoBroker, demoPress, demoMixer)
 	say("decoded Sparkplug B traffic follows (topic, seq, metrics); Ctrl-C stops")
-	go watch(ctx, "tcp://"+demoBroker, "spBv1.0/#", out)
+	// The watcher outlives the agent so its DDEATH and NDEATH show.
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	defer stopWatch()
+	go watch(watchCtx, "tcp://"+demoBroker, "spBv1.0/#", out)
 	time.Sleep(300 * time.Millisecond) // let the watcher subscribe before the births
 
 	log := newLogger(os.Stderr, cfg.Log.Level, cfg.Log.Format)
@@ -116,6 +119,8 @@ steps:
 		}
 	}
 	err = <-done
+	time.Sleep(200 * time.Millisecond)
+	stopWatch()
 	say("stopped; %d messages published", a.Stats().Published)
 	return err
 }
