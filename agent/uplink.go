@@ -534,9 +534,16 @@ func (u *uplink) publishRecord(r buffer.Record, historical bool) int {
 	}
 	d := u.devs[i]
 	switch rec.kind {
-	case recOnline, recOffline:
+	case recOffline:
 		if historical {
 			return 0 // superseded by this session's births
+		}
+		fallthrough
+	case recOnline:
+		if historical {
+			// The snapshot read when the device came back during an
+			// outage holds samples like any scan: replay them as data.
+			break
 		}
 		if rec.kind == recOffline {
 			u.online[i] = false

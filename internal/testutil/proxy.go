@@ -115,9 +115,17 @@ func (p *Proxy) Blackhole() {
 	p.mu.Unlock()
 }
 
-// Restore accepts connections and forwards bytes again.
+// Restore accepts connections and forwards bytes again. Connections that
+// lived through a blackhole are closed first: after a real outage both
+// ends have timed them out.
 func (p *Proxy) Restore() {
 	p.mu.Lock()
+	if p.hole {
+		for c := range p.conns {
+			c.Close()
+		}
+		clear(p.conns)
+	}
 	p.up, p.hole = true, false
 	p.mu.Unlock()
 }
