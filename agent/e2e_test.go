@@ -340,8 +340,10 @@ func TestEndToEnd(t *testing.T) {
 	}
 	proxy.Restore()
 	nb3 := obs.WaitFor(will, 15*time.Second, "NBIRTH after reconnect", testutil.Is(sparkplug.NBIRTH, ""))
-	if bd := bdSeqOf(t, obs.Msgs()[nb3].Payload); bd != bd0+1 {
-		t.Errorf("bdSeq after reconnect %d, want %d", bd, bd0+1)
+	// CONNECTs the cut proxy swallowed may have used bdSeqs too.
+	bd1 := bdSeqOf(t, obs.Msgs()[nb3].Payload)
+	if bd1 <= bd0 {
+		t.Errorf("bdSeq after reconnect %d, want more than %d", bd1, bd0)
 	}
 	obs.WaitFor(nb3, 5*time.Second, "DBIRTH after reconnect", testutil.Is(sparkplug.DBIRTH, "plc1"))
 
@@ -350,16 +352,16 @@ func TestEndToEnd(t *testing.T) {
 	stop()
 	ddeath := obs.WaitFor(before, 5*time.Second, "DDEATH on stop", testutil.Is(sparkplug.DDEATH, "plc1"))
 	nd := obs.WaitFor(ddeath, 5*time.Second, "NDEATH on stop", testutil.Is(sparkplug.NDEATH, ""))
-	if bd := bdSeqOf(t, obs.Msgs()[nd].Payload); bd != bd0+1 {
-		t.Errorf("NDEATH on stop bdSeq %d, want %d", bd, bd0+1)
+	if bd := bdSeqOf(t, obs.Msgs()[nd].Payload); bd != bd1 {
+		t.Errorf("NDEATH on stop bdSeq %d, want %d", bd, bd1)
 	}
 
 	// A restart continues bdSeq from the state directory.
 	before = obs.Len()
 	_, stop2 := runAgent(t, e2eConfig(proxy.URL(), state, sim.URL(), ""))
 	nb4 := obs.WaitFor(before, 10*time.Second, "NBIRTH after restart", testutil.Is(sparkplug.NBIRTH, ""))
-	if bd := bdSeqOf(t, obs.Msgs()[nb4].Payload); bd != bd0+2 {
-		t.Errorf("bdSeq after restart %d, want %d", bd, bd0+2)
+	if bd := bdSeqOf(t, obs.Msgs()[nb4].Payload); bd != bd1+1 {
+		t.Errorf("bdSeq after restart %d, want %d", bd, bd1+1)
 	}
 	stop2()
 

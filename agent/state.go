@@ -15,6 +15,7 @@ import (
 // the TCK check the increment).
 type bdSeqStore struct {
 	path string
+	prev []byte // the file before the last next(); nil if there was none
 }
 
 // next returns the bdSeq for the coming CONNECT and persists it first, so
@@ -22,6 +23,7 @@ type bdSeqStore struct {
 func (s *bdSeqStore) next() (uint64, error) {
 	v := uint64(0)
 	b, err := os.ReadFile(s.path)
+	s.prev = b
 	switch {
 	case err == nil:
 		prev, perr := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 8)
@@ -36,6 +38,15 @@ func (s *bdSeqStore) next() (uint64, error) {
 		return 0, fmt.Errorf("persisting bdSeq: %w", err)
 	}
 	return v, nil
+}
+
+// undo takes back the last next() when its CONNECT never left: a dial that
+// failed sent nothing, and bdSeq counts CONNECT packets.
+func (s *bdSeqStore) undo() error {
+	if s.prev == nil {
+		return os.Remove(s.path)
+	}
+	return writeFileAtomic(s.path, s.prev)
 }
 
 func writeFileAtomic(path string, data []byte) error {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -179,6 +180,12 @@ func (u *uplink) session(ctx context.Context, server string) (established bool, 
 		return false, fmt.Errorf("connecting to %s: timed out", server)
 	}
 	if err := tok.Error(); err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			if uerr := u.bd.undo(); uerr != nil {
+				u.log.Warn("could not take back an unused bdSeq", "err", uerr)
+			}
+		}
 		return false, fmt.Errorf("connecting to %s: %w", server, err)
 	}
 	u.client = c
@@ -242,6 +249,9 @@ func (u *uplink) clientOptions(server string, gen uint64) (*mqtt.ClientOptions, 
 	m := u.cfg.MQTT
 	death := sparkplug.AppendNodeDeath(nil, uint64(u.now().UnixMilli()), u.bdSeq)
 	o := mqtt.NewClientOptions().AddBroker(server).SetClientID(m.ClientID).
+		// 3.1.1 only: paho would otherwise retry a refused CONNECT as
+		// MQTT 3.1, a second CONNECT with the same bdSeq.
+		SetProtocolVersion(4).
 		SetCleanSession(true).SetAutoReconnect(false).SetConnectRetry(false).
 		SetKeepAlive(m.Keepalive.D()).SetPingTimeout(max(time.Second, m.Keepalive.D()/2)).
 		SetConnectTimeout(m.ConnectTimeout.D()).SetOrderMatters(false).
@@ -308,6 +318,8 @@ func (u *uplink) startSession() {
 	for i := range u.born {
 		u.born[i], u.histBorn[i] = false, false
 	}
+	st := u.store.buf.Stats()
+	u.log.Debug("session start", "history_through", u.w, "buffered", st.Records, "oldest", st.OldestSeq)
 }
 
 // births sends NBIRTH (seq 0) and a DBIRTH for every online device, from
@@ -514,7 +526,7 @@ func (u *uplink) finishHistory() {
 		}
 	}
 	u.sent = true
-	u.log.Info("history replay done")
+	u.log.Info("history replay done", "through", u.w)
 }
 
 // publishRecord publishes one buffered record and returns how many
@@ -594,6 +606,13 @@ func (u *uplink) publishRecord(r buffer.Record, historical bool) int {
 			u.stats.droppedUnknown.Add(1)
 			continue
 		}
+		if historical {
+			// The DBIRTH of this session carried the device's state as of
+			// the mark: a historical sample equal to it is delivered.
+			if b := &u.table[i][j]; b.Time == p.time && b.Quality == p.quality && b.Value.Equal(p.value) {
+				continue
+			}
+		}
 		ms = append(ms, u.metric(i, j, p.value, p.time, p.quality, historical))
 		if len(ms) == u.cfg.Buffer.MaxMetrics {
 			flush()
@@ -651,6 +670,7 @@ func (u *uplink) onReceipt(r receipt) {
 		return
 	}
 	buf := u.store.buf
+	u.log.Debug("receipt", "live", r.live, "hist", r.hist, "acked_live", u.ackLive, "acked_hist", u.ackHist)
 	if r.hist > u.ackHist {
 		if err := buf.Ack(r.hist); err != nil {
 			u.log.Error("deleting delivered history failed", "err", err)

@@ -30,8 +30,10 @@ type Observer struct {
 	t      testing.TB
 	client mqtt.Client
 
-	mu   sync.Mutex
-	msgs []Msg
+	mu     sync.Mutex
+	msgs   []Msg
+	losses   int
+	connects int
 	cond *sync.Cond
 }
 
@@ -43,8 +45,18 @@ func Observe(t testing.TB, url string) *Observer {
 	ready := make(chan struct{}, 1)
 	opts := mqtt.NewClientOptions().AddBroker(url).SetClientID(fmt.Sprintf("observer-%d", time.Now().UnixNano())).
 		SetCleanSession(true).SetAutoReconnect(true).SetMaxReconnectInterval(200 * time.Millisecond).SetOrderMatters(true).
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			o.mu.Lock()
+			o.losses++
+			o.mu.Unlock()
+			t.Logf("observer lost its connection: %v", err)
+		}).
 		SetOnConnectHandler(func(c mqtt.Client) {
 			c.Subscribe("spBv1.0/#", 1, o.handle).Wait()
+			o.mu.Lock()
+			o.connects++
+			o.cond.Broadcast()
+			o.mu.Unlock()
 			select {
 			case ready <- struct{}{}:
 			default:
@@ -84,6 +96,34 @@ func (o *Observer) Msgs() []Msg {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return append([]Msg(nil), o.msgs...)
+}
+
+// Losses counts how often the observer's own connection dropped; what was
+// published meanwhile it never saw.
+func (o *Observer) Losses() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.losses
+}
+
+// Connects counts the observer's (re)connections, each subscribed.
+func (o *Observer) Connects() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.connects
+}
+
+// WaitConnects waits until the observer has connected and subscribed n
+// times in all.
+func (o *Observer) WaitConnects(n int, timeout time.Duration) {
+	o.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for o.Connects() < n {
+		if time.Now().After(deadline) {
+			o.t.Fatalf("observer did not reconnect within %v", timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // Len is the number of messages received so far.
