@@ -30,11 +30,11 @@ type Observer struct {
 	t      testing.TB
 	client mqtt.Client
 
-	mu     sync.Mutex
-	msgs   []Msg
+	mu       sync.Mutex
+	msgs     []Msg
 	losses   int
 	connects int
-	cond *sync.Cond
+	cond     *sync.Cond
 }
 
 // Observe connects an observer to the broker at url.
