@@ -78,7 +78,10 @@ type uplink struct {
 	hostTS   uint64
 
 	rec     record
-	metrics []sparkplug.Metric
+	metrics []sparkplug.Metric // births' scratch
+	pendDev int                // device of the DDATA being filled, -1 if none
+	pend    []sparkplug.Metric // its metrics
+	dataMsg uint64             // DDATA messages published this session
 	stats   uplinkStats
 
 	// drainBy (Unix ns) is set before shutdown: publish what is stored
@@ -112,7 +115,7 @@ const maxPendingReceipts = 8
 var errHostOffline = errors.New("primary host went offline")
 
 func newUplink(cfg *Config, log *slog.Logger, st *store, devs []*device) *uplink {
-	u := &uplink{cfg: cfg, log: log, store: st, devs: devs, now: time.Now,
+	u := &uplink{cfg: cfg, log: log, store: st, devs: devs, now: time.Now, pendDev: -1,
 		bd:   bdSeqStore{path: cfg.StateDir + "/bdseq"},
 		byID: map[string]int{}, msgs: make(chan mqtt.Message, 256), lost: make(chan uint64, 4), rcpt: make(chan receipt, 2*maxPendingReceipts)}
 	g, e := cfg.Node.GroupID, cfg.Node.EdgeNodeID
@@ -325,6 +328,9 @@ func (u *uplink) startSession() {
 // births sends NBIRTH (seq 0) and a DBIRTH for every online device, from
 // the table (the state as of the last record published live).
 func (u *uplink) births() error {
+	// pump always ends with the pending DDATA flushed, so this publishes
+	// nothing; were it not, dropping it would let a receipt ack it unsent.
+	u.flushData()
 	u.seq = 0
 	ts := uint64(u.now().UnixMilli())
 	nb := [2]sparkplug.Metric{
@@ -353,6 +359,7 @@ func count(b []bool) int {
 }
 
 func (u *uplink) deviceBirth(i int) {
+	u.flushData()
 	d := u.devs[i]
 	ts := uint64(u.now().UnixMilli())
 	ms := u.metrics[:0]
@@ -380,6 +387,7 @@ func (u *uplink) deviceBirth(i int) {
 }
 
 func (u *uplink) deviceDeath(i int) {
+	u.flushData()
 	u.seq++
 	u.publish(u.topics[i].death, sparkplug.AppendDeviceDeath(nil, uint64(u.now().UnixMilli()), uint64(u.seq)), 0)
 	u.born[i], u.histBorn[i] = false, false
@@ -463,6 +471,7 @@ func (u *uplink) pump(gen uint64) (more bool, err error) {
 			u.publishRecord(r, false)
 			u.live = r.Seq
 		}
+		u.flushData() // never mix live and historical metrics in one message
 		if len(recs) == batch {
 			defer u.signal()
 		}
@@ -475,13 +484,16 @@ func (u *uplink) pump(gen uint64) (more bool, err error) {
 			if err != nil {
 				return false, fmt.Errorf("reading buffer: %w", err)
 			}
+			before := u.dataMsg
 			for _, r := range recs {
 				if r.Seq > u.w {
 					break
 				}
-				u.tokens -= float64(u.publishRecord(r, true))
+				u.publishRecord(r, true)
 				u.hist = r.Seq
 			}
+			u.flushData()
+			u.tokens -= float64(max(u.dataMsg-before, 1))
 			if len(recs) == 0 || recs[len(recs)-1].Seq >= u.w || u.hist >= u.w {
 				u.finishHistory()
 			}
@@ -529,26 +541,26 @@ func (u *uplink) finishHistory() {
 	u.log.Info("history replay done", "through", u.w)
 }
 
-// publishRecord publishes one buffered record and returns how many
-// messages it took.
-func (u *uplink) publishRecord(r buffer.Record, historical bool) int {
+// publishRecord publishes one buffered record (data may wait in the
+// pending DDATA for more of the same device).
+func (u *uplink) publishRecord(r buffer.Record, historical bool) {
 	if err := decodeRecord(r.Data, &u.rec); err != nil {
 		u.stats.droppedCorrupt.Add(1)
 		u.log.Error("dropping unreadable buffer record", "seq", r.Seq, "err", err)
-		return 0
+		return
 	}
 	rec := &u.rec
 	i, ok := u.byID[string(rec.device)]
 	if !ok {
 		u.stats.droppedUnknown.Add(uint64(len(rec.points)))
 		u.log.Warn("dropping record of a device no longer configured", "device", string(rec.device), "samples", len(rec.points))
-		return 0
+		return
 	}
 	d := u.devs[i]
 	switch rec.kind {
 	case recOffline:
 		if historical {
-			return 0 // superseded by this session's births
+			return // superseded by this session's births
 		}
 		fallthrough
 	case recOnline:
@@ -562,16 +574,16 @@ func (u *uplink) publishRecord(r buffer.Record, historical bool) int {
 			if u.born[i] {
 				u.deviceDeath(i)
 				u.sent = true
-				return 1
+				return
 			}
-			return 0
+			return
 		}
 		u.online[i] = true
 		u.updateTable(i, d, rec)
 		u.deviceBirth(i)
 		u.histBorn[i] = false
 		u.sent = true
-		return 1
+		return
 	}
 	if !historical {
 		u.updateTable(i, d, rec)
@@ -583,21 +595,9 @@ func (u *uplink) publishRecord(r buffer.Record, historical bool) int {
 		u.deviceBirth(i)
 		u.histBorn[i] = historical
 	}
-	ms := u.metrics[:0]
-	msgs := 0
-	ts := uint64(u.now().UnixMilli())
-	flush := func() {
-		if len(ms) == 0 {
-			return
-		}
-		u.seq++
-		var qos byte
-		if u.cfg.MQTT.DataQoS == 1 {
-			qos = 1
-		}
-		u.publish(u.topics[i].data, sparkplug.AppendData(make([]byte, 0, 64+len(ms)*24), ts, uint64(u.seq), ms), qos)
-		msgs++
-		ms = ms[:0]
+	if u.pendDev != i {
+		u.flushData()
+		u.pendDev = i
 	}
 	for k := range rec.points {
 		p := &rec.points[k]
@@ -613,20 +613,39 @@ func (u *uplink) publishRecord(r buffer.Record, historical bool) int {
 				continue
 			}
 		}
-		ms = append(ms, u.metric(i, j, p.value, p.time, p.quality, historical))
-		if len(ms) == u.cfg.Buffer.MaxMetrics {
-			flush()
+		u.pend = append(u.pend, u.metric(i, j, p.value, p.time, p.quality, historical))
+		if len(u.pend) >= u.cfg.Buffer.MaxMetrics {
+			u.flushData()
+			u.pendDev = i
 		}
 	}
-	flush()
-	u.metrics = ms
 	n := uint64(len(rec.points))
 	u.stats.samples.Add(n)
 	if historical {
 		u.stats.historical.Add(n)
 	}
 	u.sent = true
-	return max(msgs, 1)
+}
+
+// flushData publishes the DDATA being filled. Consecutive records of one
+// device share a message up to max_metrics_per_message; anything else
+// published (births, deaths, receipts) flushes it first, so order holds.
+func (u *uplink) flushData() {
+	i := u.pendDev
+	u.pendDev = -1
+	if i < 0 || len(u.pend) == 0 {
+		u.pend = u.pend[:0]
+		return
+	}
+	u.seq++
+	var qos byte
+	if u.cfg.MQTT.DataQoS == 1 {
+		qos = 1
+	}
+	payload := sparkplug.AppendData(make([]byte, 0, 64+len(u.pend)*24), uint64(u.now().UnixMilli()), uint64(u.seq), u.pend)
+	u.publish(u.topics[i].data, payload, qos)
+	u.dataMsg++
+	u.pend = u.pend[:0]
 }
 
 func (u *uplink) updateTable(i int, d *device, rec *record) {
@@ -641,6 +660,7 @@ func (u *uplink) updateTable(i int, d *device, rec *record) {
 // sendReceipt asks the broker to prove it read everything published so
 // far on this connection.
 func (u *uplink) sendReceipt(gen uint64) {
+	u.flushData()
 	u.sent = false
 	live, hist := u.live, u.hist
 	var payload [16]byte
