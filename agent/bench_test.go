@@ -170,7 +170,8 @@ func changer(sims []*modbustest.Server, tags int, every time.Duration, frac floa
 			}
 		}
 	})
-	return func() { close(done); wg.Wait() }
+	var once sync.Once
+	return func() { once.Do(func() { close(done); wg.Wait() }) }
 }
 
 var buildMu sync.Mutex

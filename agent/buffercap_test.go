@@ -115,7 +115,7 @@ func TestBufferCapDropsOldest(t *testing.T) {
 
 	proxy.Restore()
 	nb2 := obs.WaitFor(cutAt, 15*time.Second, "NBIRTH after the outage", testutil.Is(sparkplug.NBIRTH, ""))
-	obs.WaitFor(nb2, 20*time.Second, fmt.Sprintf("historical value %d", lastOutage), scHasValue(lastOutage, alias, true))
+	scWaitReplayed(t, obs, nb2, cnt.vals[lastOutage-5:lastOutage], 20*time.Second)
 	for range 3 {
 		v = cnt.step()
 	}

@@ -30,10 +30,13 @@ type counter struct {
 	done chan struct{}
 }
 
-func startCounter(sim *modbustest.Server) *counter {
+func startCounter(sim *modbustest.Server) *counter { return startCounterFrom(sim, 1) }
+
+// startCounterFrom starts the counter at first.
+func startCounterFrom(sim *modbustest.Server, first uint32) *counter {
 	c := &counter{sim: sim, stop: make(chan struct{}), done: make(chan struct{})}
-	c.last.Store(1)
-	sim.SetUint32(modbus.Holding, 0, modbus.ABCD, 1)
+	c.last.Store(first)
+	sim.SetUint32(modbus.Holding, 0, modbus.ABCD, first)
 	go func() {
 		defer close(c.done)
 		base := sim.Requests()
@@ -62,6 +65,11 @@ func (c *counter) finish() uint32 {
 }
 
 func counterConfig(servers, stateDir, plcURL string, replayRate int, reconnectMin string) string {
+	return counterConfigBuf(servers, stateDir, plcURL, fmt.Sprintf("{replay_rate: %d}", replayRate), reconnectMin, "")
+}
+
+// counterConfigBuf takes the buffer section and extra tags verbatim.
+func counterConfigBuf(servers, stateDir, plcURL, buffer, reconnectMin, extraTags string) string {
 	return fmt.Sprintf(`
 node: {group_id: plant, edge_node_id: edge1}
 mqtt:
@@ -70,7 +78,7 @@ mqtt:
   reconnect_min: %s
   reconnect_max: 1s
 state_dir: %s
-buffer: {replay_rate: %d}
+buffer: %s
 devices:
   - id: plc1
     driver: modbus
@@ -79,7 +87,7 @@ devices:
     timeout: 500ms
     tags:
       - {name: count, table: holding, address: 0, type: uint32}
-`, servers, reconnectMin, stateDir, replayRate, plcURL)
+%s`, servers, reconnectMin, stateDir, buffer, plcURL, extraTags)
 }
 
 // window is a span during which the link was down.

@@ -128,8 +128,7 @@ func TestPrimaryHost(t *testing.T) {
 	if next := obs.WaitFor(nb2+1, 5*time.Second, "message after NBIRTH", scFromEdge); next != db2 {
 		t.Errorf("after the NBIRTH came %s, want the DBIRTH", obs.Msgs()[next].Raw)
 	}
-	last := offline[len(offline)-1]
-	obs.WaitFor(db2, 10*time.Second, fmt.Sprintf("historical value %d", last.v), scHasValue(last.v, alias, true))
+	scWaitReplayed(t, obs, nb2, offline, 10*time.Second)
 	v = cnt.step()
 	obs.WaitFor(db2, 10*time.Second, fmt.Sprintf("live value %d", v.v), scHasValue(v.v, alias, false))
 	scWaitStat(t, a, 20*time.Second, "an empty buffer", func(s Stats) bool { return s.Buffer.Records == 0 })
@@ -144,26 +143,10 @@ func TestPrimaryHost(t *testing.T) {
 		}
 	}
 	// Values read before a session's births arrive after them as
-	// historical DDATA stamped with the time they were read.
-	checkHist := func(vals []scValue, birth int, what string) {
-		for _, x := range vals {
-			ok := false
-			for _, s := range seen[x.v] {
-				if s.birth || s.idx < birth || !s.historical {
-					continue
-				}
-				ok = true
-				if s.ts < uint64(x.set.UnixMilli()) || s.ts > uint64(x.stored.UnixMilli()) {
-					t.Errorf("%s value %d: timestamp %d outside the time it was read (%d..%d)", what, x.v, s.ts, x.set.UnixMilli(), x.stored.UnixMilli())
-				}
-			}
-			if !ok {
-				t.Errorf("%s value %d did not arrive as historical DDATA after the NBIRTH (msg %d): %+v", what, x.v, birth, seen[x.v])
-			}
-		}
-	}
-	checkHist(early, nb, "before the first online STATE,")
-	checkHist(offline, nb2, "while the host was offline,")
+	// historical DDATA stamped with the time they were read (the newest,
+	// the state at the session start, in the DBIRTH instead).
+	scCheckReplayed(t, seen, nb, early, "before the first online STATE,")
+	scCheckReplayed(t, seen, nb2, offline, "while the host was offline,")
 	// Exactly one NDEATH between the offline STATE and the next birth:
 	// the agent's own; a clean DISCONNECT suppresses the Will.
 	n := 0
@@ -235,15 +218,8 @@ func TestPrimaryHostMovesBetweenServers(t *testing.T) {
 		}
 	}
 	for _, x := range moving {
-		if len(s1[x.v]) > 0 {
-			continue // it made it to server 1 before the NDEATH
-		}
-		hist := false
-		for _, s := range s2[x.v] {
-			hist = hist || (s.historical && !s.birth)
-		}
-		if !hist {
-			t.Errorf("value %d read while moving did not arrive as historical DDATA on server 2: %+v", x.v, s2[x.v])
+		if len(s1[x.v]) == 0 { // else it made it to server 1 before the NDEATH
+			scCheckReplayed(t, s2, nb2, []scValue{x}, "read while moving,")
 		}
 	}
 	checkSeq(t, o1.Msgs())

@@ -47,8 +47,7 @@ func TestDataQoS1(t *testing.T) {
 	if bd := bdSeqOf(t, obs.Msgs()[nb2].Payload); bd < 1 {
 		t.Errorf("bdSeq after reconnect %d, want > 0", bd)
 	}
-	last := outage[len(outage)-1]
-	obs.WaitFor(nb2, 10*time.Second, fmt.Sprintf("historical value %d", last.v), scHasValue(last.v, alias, true))
+	scWaitReplayed(t, obs, nb2, outage, 10*time.Second)
 	for range 3 {
 		v = cnt.step()
 	}
@@ -90,14 +89,6 @@ func TestDataQoS1(t *testing.T) {
 			t.Errorf("value %d never arrived", x.v)
 		}
 	}
-	for _, x := range outage {
-		ok := false
-		for _, s := range seen[x.v] {
-			ok = ok || (s.historical && !s.birth && s.idx > nb2)
-		}
-		if !ok {
-			t.Errorf("value %d read during the outage did not arrive as historical DDATA: %+v", x.v, seen[x.v])
-		}
-	}
+	scCheckReplayed(t, seen, nb2, outage, "read during the outage,")
 	checkSeq(t, msgs)
 }

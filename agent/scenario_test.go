@@ -368,3 +368,60 @@ func scWaitStat(t testing.TB, a *Agent, timeout time.Duration, what string, ok f
 }
 
 func scNowMs() uint64 { return uint64(time.Now().UnixMilli()) }
+
+// scReplayed finds how a value read before a session's births arrived
+// after message index from: as historical DDATA, or in the DBIRTH, which
+// carries each tag's latest sample as of the session start (the agent does
+// not repeat that sample as history). ok is false if it did neither.
+func scReplayed(seen []scSeen, from int) (s scSeen, ok bool) {
+	for _, s := range seen {
+		if s.idx > from && (s.birth || s.historical) {
+			return s, true
+		}
+	}
+	return scSeen{}, false
+}
+
+// scWaitReplayed waits until every value in vals arrived after message
+// index from as scReplayed describes; it fails the test after timeout.
+func scWaitReplayed(t testing.TB, obs *testutil.Observer, from int, vals []scValue, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		seen := scCounterSeen(t, obs.Msgs(), "count")
+		var missing []uint32
+		for _, x := range vals {
+			if _, ok := scReplayed(seen[x.v], from); !ok {
+				missing = append(missing, x.v)
+			}
+		}
+		if len(missing) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for values %v to be replayed after msg %d; got:\n%s", timeout, missing, from, obs.Dump(from))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// scCheckReplayed asserts that each value arrived after message index from
+// as historical DDATA or in the DBIRTH, every such arrival stamped with the
+// time the value was read (not the time it was sent).
+func scCheckReplayed(t testing.TB, seen map[uint32][]scSeen, from int, vals []scValue, what string) {
+	t.Helper()
+	for _, x := range vals {
+		if _, ok := scReplayed(seen[x.v], from); !ok {
+			t.Errorf("%s value %d did not arrive after msg %d as historical DDATA or in the DBIRTH: %+v", what, x.v, from, seen[x.v])
+			continue
+		}
+		for _, s := range seen[x.v] {
+			if s.idx <= from || !(s.birth || s.historical) {
+				continue
+			}
+			if s.ts < uint64(x.set.UnixMilli()) || s.ts > uint64(x.stored.UnixMilli()) {
+				t.Errorf("%s value %d (msg %d, birth %v): timestamp %d outside the time it was read (%d..%d)", what, x.v, s.idx, s.birth, s.ts, x.set.UnixMilli(), x.stored.UnixMilli())
+			}
+		}
+	}
+}

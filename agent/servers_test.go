@@ -104,15 +104,7 @@ func TestMultipleServers(t *testing.T) {
 		if x.connects >= 2 || len(s1[x.v]) > 0 {
 			continue
 		}
-		ok := false
-		for _, s := range s2[x.v] {
-			if !s.birth && s.historical && s.idx > nb2 {
-				ok = true
-			}
-		}
-		if !ok {
-			t.Errorf("value %d, read while the agent was on no broker, is not historical DDATA on b2: %+v", x.v, s2[x.v])
-		}
+		scCheckReplayed(t, s2, nb2, []scValue{x}, "read while the agent was on no broker,")
 		replayed++
 	}
 	if replayed == 0 {

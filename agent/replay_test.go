@@ -1,0 +1,151 @@
+package agent
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/edgeagent/edgeagent/internal/testutil"
+	"github.com/edgeagent/edgeagent/sparkplug"
+)
+
+// Outage mode keeps live data in memory while the link is healthy and
+// spills the unproven window and everything after it when the link drops:
+// link cuts lose nothing either (only a kill -9 can lose its memory).
+func TestOutageModeLinkCutsLoseNothing(t *testing.T) {
+	broker := testutil.Mosquitto(t)
+	obs := testutil.Observe(t, broker.URL())
+	proxy := testutil.NewProxy(t, broker.Addr())
+	sim := newSim(t)
+	cnt := startCounter(sim)
+	a, stop := runAgent(t, counterConfigBuf(proxy.URL(), t.TempDir(), sim.URL(), "{mode: outage}", "100ms", ""))
+	obs.WaitFor(0, 10*time.Second, "DBIRTH", testutil.Is(sparkplug.DBIRTH, "plc1"))
+	var down []window
+	for i := range 4 {
+		time.Sleep(time.Duration(400+time.Now().UnixNano()%600) * time.Millisecond)
+		if s := a.Stats().Buffer; i == 0 && s.Records > 0 && s.MemRecords == 0 {
+			t.Errorf("outage mode with the link up keeps records on disk: %+v", s)
+		}
+		w := window{from: time.Now()}
+		if i%2 == 0 {
+			proxy.Cut()
+		} else {
+			proxy.Blackhole()
+		}
+		time.Sleep(1500 * time.Millisecond)
+		if s := a.Stats().Buffer; s.MemRecords > 0 && i%2 == 0 {
+			t.Errorf("link down but %d records only in memory", s.MemRecords)
+		}
+		before := obs.Len()
+		w.to = time.Now()
+		proxy.Restore()
+		down = append(down, w)
+		obs.WaitFor(before, 15*time.Second, "NBIRTH after the link is back", testutil.Is(sparkplug.NBIRTH, ""))
+	}
+	last := cnt.finish()
+	waitForValue(t, obs, last, 30*time.Second)
+	waitEmpty(t, a)
+	stopAndSettle(t, obs, stop)
+	checkCounter(t, obs.Msgs(), last, down, 2)
+}
+
+// in_order holds live data back until history is flushed.
+func TestInOrderReplay(t *testing.T) {
+	broker := testutil.Mosquitto(t)
+	obs := testutil.Observe(t, broker.URL())
+	proxy := testutil.NewProxy(t, broker.Addr())
+	sim := newSim(t)
+	cnt := startCounter(sim)
+	// 20 messages/s: a 2 s outage's ~50 records take seconds to replay,
+	// while live values keep coming.
+	a, stop := runAgent(t, counterConfigBuf(proxy.URL(), t.TempDir(), sim.URL(), "{replay_rate: 20, in_order: true, max_metrics_per_message: 1}", "100ms", ""))
+	obs.WaitFor(0, 10*time.Second, "DBIRTH", testutil.Is(sparkplug.DBIRTH, "plc1"))
+	time.Sleep(300 * time.Millisecond)
+	w := window{from: time.Now()}
+	proxy.Cut()
+	time.Sleep(2 * time.Second)
+	before := obs.Len()
+	w.to = time.Now()
+	proxy.Restore()
+	nb := obs.WaitFor(before, 15*time.Second, "NBIRTH", testutil.Is(sparkplug.NBIRTH, ""))
+	time.Sleep(3 * time.Second)
+	last := cnt.finish()
+	waitForValue(t, obs, last, 30*time.Second)
+	waitEmpty(t, a)
+	stopAndSettle(t, obs, stop)
+	msgs := obs.Msgs()
+	checkCounter(t, msgs, last, []window{w}, 2)
+	// After the outage's NBIRTH: all historical DDATA, then all live.
+	live, hist := false, 0
+	for _, m := range msgs[nb:] {
+		if m.Topic.Type != sparkplug.DDATA {
+			continue
+		}
+		for _, x := range m.Payload.Metrics {
+			switch {
+			case x.Historical && live:
+				t.Fatalf("historical value after live data in in_order mode (seq %d)", m.Payload.Seq)
+			case x.Historical:
+				hist++
+			default:
+				live = true
+			}
+		}
+	}
+	if hist < 20 || !live {
+		t.Errorf("%d historical values then live=%v; want a real replay followed by live data", hist, live)
+	}
+}
+
+// Records written under one configuration are replayed under the next:
+// samples of tags or devices that no longer exist are dropped and
+// counted, the rest delivered.
+func TestReplayAfterConfigChangeDropsVanishedTags(t *testing.T) {
+	broker := testutil.Mosquitto(t)
+	obs := testutil.Observe(t, broker.URL())
+	proxy := testutil.NewProxy(t, broker.Addr())
+	sim := newSim(t)
+	sim2 := newSim(t)
+	state := t.TempDir()
+	cnt := startCounter(sim)
+	extra := fmt.Sprintf(`      - {name: gone, table: holding, address: 4, type: uint16}
+  - id: plc2
+    driver: modbus
+    url: %s
+    poll: 50ms
+    tags:
+      - {name: other, table: holding, address: 0, type: uint16}
+`, sim2.URL())
+	_, stop := runAgent(t, counterConfigBuf(proxy.URL(), state, sim.URL(), "{}", "100ms", extra))
+	obs.WaitFor(0, 10*time.Second, "DBIRTH plc2", testutil.Is(sparkplug.DBIRTH, "plc2"))
+	proxy.Cut()
+	for v := range uint16(20) { // values of tags that will vanish
+		sim.SetHolding(4, 100+v)
+		sim2.SetHolding(0, 200+v)
+		time.Sleep(60 * time.Millisecond)
+	}
+	cnt.finish()
+	time.Sleep(200 * time.Millisecond) // agent 1 reads the counter's final value
+	stop()                             // and cannot deliver: the link is cut
+
+	cnt = startCounterFrom(sim, cnt.last.Load()+1)
+	b, stop2 := runAgent(t, counterConfigBuf(proxy.URL(), state, sim.URL(), "{}", "100ms", ""))
+	before := obs.Len()
+	proxy.Restore()
+	obs.WaitFor(before, 15*time.Second, "NBIRTH", testutil.Is(sparkplug.NBIRTH, ""))
+	time.Sleep(500 * time.Millisecond)
+	last := cnt.finish()
+	waitForValue(t, obs, last, 30*time.Second)
+	waitEmpty(t, b)
+	stopAndSettle(t, obs, stop2)
+	if d := b.Stats().DroppedUnknown; d < 20 {
+		t.Errorf("dropped %d samples of vanished tags and devices, want at least 20", d)
+	}
+	for _, m := range obs.Msgs()[before:] {
+		if m.Topic.Device == "plc2" {
+			t.Errorf("message for the removed device: %s", m.Raw)
+		}
+	}
+	checkCounter(t, obs.Msgs(), last, nil, 2)
+}
+
