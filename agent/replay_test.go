@@ -148,4 +148,3 @@ func TestReplayAfterConfigChangeDropsVanishedTags(t *testing.T) {
 	}
 	checkCounter(t, obs.Msgs(), last, nil, 2)
 }
-
