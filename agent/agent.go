@@ -81,6 +81,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	upDone := make(chan error, 1)
 	go func() { upDone <- a.up.run(upCtx) }()
+	if addr := a.cfg.Health.Listen; addr != "" {
+		hctx, stopHealth := context.WithCancel(context.Background())
+		defer stopHealth()
+		go func() {
+			if err := a.serveHealth(hctx, addr); err != nil {
+				a.log.Error("health endpoint failed", "listen", addr, "err", err)
+			}
+		}()
+	}
 
 	a.log.Info("edgeagent running", "devices", len(a.devs), "servers", a.cfg.MQTT.Servers, "buffer", a.cfg.Buffer.Path, "mode", a.cfg.Buffer.Mode)
 	select {

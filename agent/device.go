@@ -96,6 +96,13 @@ func (d *device) snapshot(dst []Point) ([]Point, bool) {
 	return append(dst[:0], d.snap...), d.online
 }
 
+// isOnline reports whether the device is online, without copying.
+func (d *device) isOnline() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.online
+}
+
 // apply records an event in the snapshot; the sink calls it once the event
 // is stored, so births and stored events agree.
 func (d *device) apply(kind recordKind, pts []Point) {
