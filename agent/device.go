@@ -171,41 +171,56 @@ func (d *device) session(ctx context.Context, bo *backoff.Backoff) error {
 }
 
 func (d *device) poll(ctx context.Context) error {
-	tick := time.NewTicker(d.cfg.Poll)
-	defer tick.Stop()
+	// Scans start on multiples of the poll interval, so devices with the
+	// same interval scan together and the buffer commits their records in
+	// one transaction: fewer fsyncs and less flash wear.
+	next := d.now().Truncate(d.cfg.Poll).Add(d.cfg.Poll)
+	timer := time.NewTimer(time.Until(next))
+	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case w := <-d.writes:
 			d.write(ctx, w)
-		case <-tick.C:
-			start := d.now()
-			if err := d.read(ctx); err != nil {
-				return err
-			}
-			if took := d.now().Sub(start); took > d.cfg.Poll {
-				// The ticker drops the ticks we missed: the next scan
-				// starts on the next boundary instead of piling up.
-				d.overruns++
-				d.log.Warn("scan overran its poll interval, skipping a tick", "took", took.Round(time.Millisecond), "poll", d.cfg.Poll, "overruns", d.overruns)
-			}
-			d.changed = d.changed[:0]
-			for i := range d.samples {
-				p := d.point(i)
-				if d.differs(i, &p) {
-					d.changed = append(d.changed, p)
-					d.last[i] = p
-				}
-			}
-			if len(d.changed) == 0 {
-				continue
-			}
-			if err := d.out.put(d, recData, d.now().UnixMilli(), d.changed); err != nil {
-				d.log.Error("storing scan failed; samples dropped", "err", err, "samples", len(d.changed))
-			}
+			continue
+		case <-timer.C:
+		}
+		if err := d.scan(ctx); err != nil {
+			return err
+		}
+		next = next.Add(d.cfg.Poll)
+		if now := d.now(); !next.After(now) {
+			// Overran: skip to the next boundary instead of piling up.
+			missed := now.Sub(next)/d.cfg.Poll + 1
+			next = next.Add(missed * d.cfg.Poll)
+			d.overruns++
+			d.log.Warn("scan overran its poll interval, skipping ticks", "skipped", int(missed), "poll", d.cfg.Poll, "overruns", d.overruns)
+		}
+		timer.Reset(time.Until(next))
+	}
+}
+
+// scan reads every tag once and stores what changed.
+func (d *device) scan(ctx context.Context) error {
+	if err := d.read(ctx); err != nil {
+		return err
+	}
+	d.changed = d.changed[:0]
+	for i := range d.samples {
+		p := d.point(i)
+		if d.differs(i, &p) {
+			d.changed = append(d.changed, p)
+			d.last[i] = p
 		}
 	}
+	if len(d.changed) == 0 {
+		return nil
+	}
+	if err := d.out.put(d, recData, d.now().UnixMilli(), d.changed); err != nil {
+		d.log.Error("storing scan failed; samples dropped", "err", err, "samples", len(d.changed))
+	}
+	return nil
 }
 
 func (d *device) read(ctx context.Context) error {

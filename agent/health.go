@@ -76,12 +76,13 @@ var (
 	descBufRecords = prometheus.NewDesc("edgeagent_buffer_records", "Records waiting in the store-and-forward buffer.", nil, nil)
 	descBufBytes   = prometheus.NewDesc("edgeagent_buffer_bytes", "Bytes the buffered records take against buffer.max_bytes.", nil, nil)
 	descBufFile    = prometheus.NewDesc("edgeagent_buffer_file_bytes", "Size of the buffer file.", nil, nil)
+	descBufWritten = prometheus.NewDesc("edgeagent_buffer_written_bytes_total", "Bytes committed to the buffer file (pages and meta pages): the flash wear the buffer causes.", nil, nil)
 	descBufAge     = prometheus.NewDesc("edgeagent_buffer_oldest_age_seconds", "Age of the oldest buffered record.", nil, nil)
 	descDevOnline  = prometheus.NewDesc("edgeagent_device_online", "1 while the device's PLC answers.", []string{"device"}, nil)
 )
 
 func (c *agentCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPublished, descSamples, descDropped, descConnected, descConnects, descRebirths, descRefused, descBufRecords, descBufBytes, descBufFile, descBufAge, descDevOnline} {
+	for _, d := range []*prometheus.Desc{descPublished, descSamples, descDropped, descConnected, descConnects, descRebirths, descRefused, descBufRecords, descBufBytes, descBufFile, descBufWritten, descBufAge, descDevOnline} {
 		ch <- d
 	}
 }
@@ -113,6 +114,7 @@ func (c *agentCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descBufRecords, float64(s.Buffer.Records))
 	gauge(descBufBytes, float64(s.Buffer.Bytes))
 	gauge(descBufFile, float64(s.Buffer.FileBytes))
+	counter(descBufWritten, uint64(s.Buffer.WrittenBytes))
 	gauge(descBufAge, s.Buffer.OldestAge.Seconds())
 	for _, d := range a.devs {
 		v := 0.0

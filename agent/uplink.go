@@ -111,6 +111,10 @@ type uplinkStats struct {
 
 const maxPendingReceipts = 8
 
+// lingerFor is how long the uplink waits after new data before publishing,
+// to gather the records of scans that finish together.
+const lingerFor = 10 * time.Millisecond
+
 // errHostOffline ends a session when the primary host goes offline.
 var errHostOffline = errors.New("primary host went offline")
 
@@ -426,6 +430,8 @@ func (u *uplink) publish(topic string, payload []byte, qos byte) mqtt.Token {
 func (u *uplink) serve(ctx context.Context, gen uint64) error {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	linger := time.NewTimer(0)
+	defer linger.Stop()
 	for {
 		more, err := u.pump(gen)
 		if err != nil {
@@ -444,6 +450,14 @@ func (u *uplink) serve(ctx context.Context, gen uint64) error {
 				return errors.New("connection lost")
 			}
 		case <-u.store.notify:
+			// Linger a moment: scans of devices polled together land in
+			// one pump, one receipt and one delete transaction.
+			linger.Reset(lingerFor)
+			select {
+			case <-linger.C:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		case <-tick:
 		case r := <-u.rcpt:
 			u.onReceipt(r)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -91,6 +92,7 @@ type Stats struct {
 	Dropped      uint64        // records dropped by the MaxBytes cap since Open
 	DroppedBytes int64         // accounted size of Dropped
 	FileBytes    int64         // size of the bbolt file
+	WrittenBytes int64         // bytes committed to the file since Open (pages and meta pages): the flash wear
 }
 
 // Buffer is a durable FIFO of records. All methods are safe for concurrent use.
@@ -121,6 +123,8 @@ type Buffer struct {
 	st state
 
 	w writerState // owned by the writer goroutine
+
+	written atomic.Int64 // Stats.WrittenBytes
 }
 
 // state is the buffer's bookkeeping. The writer works on a copy (the shadow)
@@ -395,6 +399,7 @@ func (b *Buffer) Stats() Stats {
 	if fi, err := os.Stat(b.path); err == nil {
 		s.FileBytes = fi.Size()
 	}
+	s.WrittenBytes = b.written.Load()
 	return s
 }
 

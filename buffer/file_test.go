@@ -122,7 +122,9 @@ func TestCorruptTruncated(t *testing.T) {
 	}
 }
 
-// A damaged data page is found by the check that runs after a crash.
+// A damaged data page is found at open after a crash: by bbolt's freelist
+// rebuild, which reads every page (the freelist is not synced), or by the
+// check that runs after an unclean shutdown.
 func TestCorruptPageAfterCrash(t *testing.T) {
 	f := newFixture(t, modes[0])
 	last := fill(t, f, 2000, 1000, false)
@@ -138,9 +140,6 @@ func TestCorruptPageAfterCrash(t *testing.T) {
 	_ = fh.Close()
 	damaged, _ := os.ReadFile(f.path)
 	corrupted(t, f, damaged, last, "")
-	if got := f.logs.find(slog.LevelWarn, "buffer not closed cleanly, checking file"); len(got) == 0 {
-		t.Fatal("the check did not run")
-	}
 }
 
 func TestCleanCloseSkipsCheck(t *testing.T) {
@@ -357,16 +356,17 @@ func randomBytes(p []byte, seed uint64) {
 	}
 }
 
-// Garbage where bbolt's freelist lives makes bbolt.Open itself panic; that is
-// recovered and treated as corruption.
-func TestCorruptFreelistPanics(t *testing.T) {
+// The freelist is never written (NoFreelistSync): bbolt rebuilds it by a
+// scan at open, so a commit writes one page less, and there is no
+// freelist page whose damage could make bbolt.Open panic.
+func TestNoFreelistPage(t *testing.T) {
 	f := newFixture(t, modes[0])
-	last := fill(t, f, 500, 1000, true)
-	db, err := bolt.Open(f.path, 0o600, &bolt.Options{ReadOnly: true, PreLoadFreelist: true})
+	fill(t, f, 500, 1000, true)
+	db, err := bolt.Open(f.path, 0o600, &bolt.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var freelist int
+	defer db.Close()
 	_ = db.View(func(tx *bolt.Tx) error {
 		for id := 2; ; id++ {
 			p, err := tx.Page(id)
@@ -374,25 +374,8 @@ func TestCorruptFreelistPanics(t *testing.T) {
 				return err
 			}
 			if p.Type == "freelist" {
-				freelist = id
-				return nil
+				t.Fatalf("page %d is a freelist page", id)
 			}
 		}
 	})
-	_ = db.Close()
-	if freelist == 0 {
-		t.Fatal("no freelist page found")
-	}
-	fh, err := os.OpenFile(f.path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	junk := make([]byte, pageSize)
-	randomBytes(junk, 5)
-	if _, err := fh.WriteAt(junk, int64(freelist)*pageSize); err != nil {
-		t.Fatal(err)
-	}
-	_ = fh.Close()
-	damaged, _ := os.ReadFile(f.path)
-	corrupted(t, f, damaged, last, "bbolt failed reading the file")
 }

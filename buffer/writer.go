@@ -88,7 +88,22 @@ type writerState struct {
 	pendDropB   int64
 	lastCompact time.Time
 	commits     uint64 // transactions committed by handle (benchmarks report records per commit)
+	lastAlloc   int64  // bbolt's cumulative dirty-page bytes at the last commit
 	failCommit  error  // tests only: the next transaction of handle fails with this
+}
+
+// countWritten adds the last commit's writes to Stats.WrittenBytes: the
+// dirty pages bbolt allocated for it plus the meta page every commit
+// writes. (The kernel's own accounting can be far higher on filesystems
+// that book whole blocks per fdatasync.)
+func (b *Buffer) countWritten() {
+	st := b.db.Stats()
+	alloc := st.TxStats.GetPageAlloc()
+	if alloc < b.w.lastAlloc { // a new file after compaction
+		b.w.lastAlloc = 0
+	}
+	b.written.Add(alloc - b.w.lastAlloc + pageSize)
+	b.w.lastAlloc = alloc
 }
 
 // errNeedTx stops a memory-only attempt: the group must run in a transaction.
@@ -185,6 +200,7 @@ func (b *Buffer) handle(reqs []*request) {
 			})
 			if err == nil {
 				b.w.commits++
+				b.countWritten()
 			}
 		}
 		if err != nil {
