@@ -122,14 +122,16 @@ func (u *uplink) command(i int, m *sparkplug.Metric) {
 func (u *uplink) onState(b []byte) error {
 	s, err := sparkplug.ParseState(b)
 	if err != nil {
-		u.refuse("bad STATE payload", "err", err)
+		u.log.Warn("ignoring unreadable STATE of the primary host", "host", u.cfg.MQTT.PrimaryHostID, "err", err)
 		return nil
 	}
-	if s.Timestamp < u.hostTS {
-		u.log.Debug("ignoring STATE older than the last one", "timestamp", s.Timestamp, "last", u.hostTS)
+	// The host has a session, and so a STATE timestamp, per server:
+	// compare only with what this server said before.
+	if last := u.hostTS[u.server]; s.Timestamp < last {
+		u.log.Debug("ignoring STATE older than the last one", "timestamp", s.Timestamp, "last", last, "server", u.server)
 		return nil
 	}
-	u.hostTS = s.Timestamp
+	u.hostTS[u.server] = s.Timestamp
 	was := u.hostUp
 	u.hostUp = s.Online
 	if was && !s.Online {
@@ -139,9 +141,12 @@ func (u *uplink) onState(b []byte) error {
 	return nil
 }
 
-// waitHost blocks until the primary host's STATE says online.
+// waitHost blocks until the primary host's STATE says online, or gives
+// the server up after primary_host_timeout so the next one is tried.
 func (u *uplink) waitHost(ctx context.Context, gen uint64) error {
 	u.log.Info("waiting for primary host", "host", u.cfg.MQTT.PrimaryHostID)
+	giveUp := time.NewTimer(u.cfg.MQTT.PrimaryHostTimeout.D())
+	defer giveUp.Stop()
 	for !u.hostUp {
 		select {
 		case <-ctx.Done():
@@ -158,8 +163,8 @@ func (u *uplink) waitHost(ctx context.Context, gen uint64) error {
 			}
 			// Commands before births refer to nothing yet.
 			u.log.Debug("ignoring message before births", "topic", msg.Topic())
-		case <-time.After(time.Minute):
-			u.log.Warn("still waiting for primary host", "host", u.cfg.MQTT.PrimaryHostID)
+		case <-giveUp.C:
+			return fmt.Errorf("primary host %q not online on this server within %v", u.cfg.MQTT.PrimaryHostID, u.cfg.MQTT.PrimaryHostTimeout.D())
 		}
 	}
 	return nil

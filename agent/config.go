@@ -63,6 +63,9 @@ type MQTTConfig struct {
 	ReconnectMax Duration `yaml:"reconnect_max"`
 	// PrimaryHostID enables Sparkplug 3.0 STATE awareness.
 	PrimaryHostID string `yaml:"primary_host_id"`
+	// PrimaryHostTimeout is how long to wait on a server for the primary
+	// host's online STATE before trying the next server.
+	PrimaryHostTimeout Duration `yaml:"primary_host_timeout"`
 	// DataQoS is 0 (Sparkplug's rule; receipt proven by a QoS 1 marker on
 	// ReceiptTopic) or 1 (a PUBACK per data message).
 	DataQoS int `yaml:"data_qos"`
@@ -131,6 +134,7 @@ const (
 	DefaultConnectTimeout = 10 * time.Second
 	DefaultReconnectMin   = 500 * time.Millisecond
 	DefaultReconnectMax   = 30 * time.Second
+	DefaultHostTimeout    = 30 * time.Second
 	DefaultPoll           = time.Second
 	DefaultTimeout        = 2 * time.Second
 	DefaultMaxBytes       = 512 << 20
@@ -346,6 +350,9 @@ func (c *Config) applyDefaults() {
 	}
 	if m.ReconnectMax == 0 {
 		m.ReconnectMax = Duration(DefaultReconnectMax)
+	}
+	if m.PrimaryHostTimeout == 0 {
+		m.PrimaryHostTimeout = Duration(DefaultHostTimeout)
 	}
 	if m.ClientID == "" {
 		m.ClientID = "edgeagent-" + c.Node.GroupID + "-" + c.Node.EdgeNodeID

@@ -238,6 +238,14 @@ func (l *scLockedBuffer) String() string {
 // publishes. The agent runs in a child process so that a crash fails this
 // test instead of killing the test binary.
 func TestCorruptBufferPage(t *testing.T) {
+	t.Run("whole_page", func(t *testing.T) { scCorruptPage(t, 0) })
+	t.Run("page_body", func(t *testing.T) { scCorruptPage(t, 16) }) // the page header survives
+	t.Run("page_data", func(t *testing.T) { scCorruptPage(t, -1) })  // header, element index and first key survive
+}
+
+// scCorruptPage damages the middle record page from byte skip on; -1
+// means after the page's first key (keys and values of the rest).
+func scCorruptPage(t *testing.T, skip int) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "buffer.db")
 	b, err := buffer.Open(buffer.Options{Path: path, Logger: slog.New(slog.DiscardHandler)})
@@ -261,8 +269,12 @@ func TestCorruptBufferPage(t *testing.T) {
 	}
 	pg := scMiddleLeaf(t, data)
 	ps := int(binary.LittleEndian.Uint32(data[16+8:]))
+	if skip < 0 {
+		el := data[pg*ps+16:]
+		skip = 16 + int(binary.LittleEndian.Uint32(el[4:])) + 8
+	}
 	r := rand.New(rand.NewPCG(7, 8))
-	for i := pg * ps; i < (pg+1)*ps; i++ {
+	for i := pg*ps + skip; i < (pg+1)*ps; i++ {
 		data[i] = byte(r.Uint32())
 	}
 	if err := os.WriteFile(path, data, 0o600); err != nil {

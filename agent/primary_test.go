@@ -164,17 +164,32 @@ func TestPrimaryHost(t *testing.T) {
 	}
 }
 
-// TestPrimaryHostMovesBetweenServers is the TCK's MultipleBrokerTest:
-// births only where the primary host is online, one server at a time, and
-// when the host leaves server 1 for server 2 the agent sends its NDEATH on
-// 1, walks to 2 (bdSeq+1) and births there; what was read in between is
-// replayed there.
+// TestPrimaryHostMovesBetweenServers is the TCK's MultipleBrokerTest: the
+// primary host is online on both servers; the agent births on server 1
+// only. The host goes offline on 1: the agent sends its NDEATH there,
+// walks to 2 (bdSeq+1) and births there, replaying what it read in
+// between. The host comes back on 1: the agent stays on 2 (one server at a
+// time). The host goes offline on 2: the agent walks back to 1.
+//
+// The host has one MQTT session per server, each with its own STATE
+// timestamp (taken at that CONNECT). Which server it joined first is
+// chance, so both orders are run: a timestamp from server 2 older than one
+// seen on server 1 is not a stale message.
 func TestPrimaryHostMovesBetweenServers(t *testing.T) {
+	t.Run("host_joined_server_1_first", func(t *testing.T) { scHostMoves(t, false) })
+	t.Run("host_joined_server_2_first", func(t *testing.T) { scHostMoves(t, true) })
+}
+
+func scHostMoves(t *testing.T, server2First bool) {
 	b1, b2 := testutil.Mosquitto(t), testutil.Mosquitto(t)
 	o1, o2 := testutil.Observe(t, b1.URL()), testutil.Observe(t, b2.URL())
 	sim := scSim(t)
-	t1 := scNowMs()
+	t1, t2 := scNowMs(), scNowMs()+1000
+	if server2First {
+		t1, t2 = t2, t1
+	}
 	scState(t, o1.Client(), "scada", true, t1)
+	scState(t, o2.Client(), "scada", true, t2)
 	a, stop, _ := scRun(t, scConfig(scOpts{servers: []string{b1.URL(), b2.URL()}, stateDir: t.TempDir(), plc: sim.URL(), mqtt: "primary_host_id: scada"}))
 	cnt := newSCCounter(t, sim, a)
 
@@ -184,21 +199,17 @@ func TestPrimaryHostMovesBetweenServers(t *testing.T) {
 	alias := scAliasOf(t, o1.Msgs()[db], "count")
 	v := cnt.step()
 	o1.WaitFor(db, 10*time.Second, "live value on server 1", scHasValue(v.v, alias, false))
-	scQuiet(t, o2, 0, 0, "edge node published on server 2 while on server 1", scFromEdge)
 
-	// The host moves: online on server 2 first, then offline on server 1
-	// with the timestamp of its online STATE there.
-	t2 := max(t1+1, scNowMs())
-	scState(t, o2.Client(), "scada", true, t2)
+	// The host leaves server 1 (offline with its online timestamp there).
 	from1 := o1.Len()
 	scState(t, o1.Client(), "scada", false, t1)
-	var moving []scValue
-	moving = append(moving, cnt.step())
+	moving := []scValue{cnt.step()}
 	nd := o1.WaitFor(from1, 10*time.Second, "NDEATH on server 1", testutil.Is(sparkplug.NDEATH, ""))
 	if m := o1.Msgs()[nd]; m.QoS != 0 || bdSeqOf(t, m.Payload) != bd {
 		t.Errorf("NDEATH on server 1: QoS %d bdSeq %d, want the agent's own (QoS 0) with bdSeq %d", m.QoS, bdSeqOf(t, m.Payload), bd)
 	}
-	nb2 := o2.WaitFor(0, 10*time.Second, "NBIRTH on server 2", testutil.Is(sparkplug.NBIRTH, ""))
+	moving = append(moving, cnt.step())
+	nb2 := o2.WaitFor(0, 10*time.Second, "NBIRTH on server 2, where the host is online", testutil.Is(sparkplug.NBIRTH, ""))
 	if got := bdSeqOf(t, o2.Msgs()[nb2].Payload); got != bd+1 {
 		t.Errorf("NBIRTH on server 2: bdSeq %d, want %d", got, bd+1)
 	}
@@ -207,7 +218,34 @@ func TestPrimaryHostMovesBetweenServers(t *testing.T) {
 		v = cnt.step()
 	}
 	o2.WaitFor(db2, 10*time.Second, "live value on server 2", scHasValue(v.v, alias, false))
-	scQuiet(t, o1, nd+1, time.Second, "edge node published on server 1 after leaving it", scFromEdge)
+
+	// The host is back on server 1: the agent stays on server 2.
+	t3 := max(t1, t2) + 1000
+	scState(t, o1.Client(), "scada", true, t3)
+	for range 5 {
+		v = cnt.step()
+	}
+	o2.WaitFor(db2, 10*time.Second, "live value on server 2 after the host returned to server 1", scHasValue(v.v, alias, false))
+	scQuiet(t, o1, nd+1, time.Second, "edge node published on server 1 while connected to server 2", scFromEdge)
+
+	// The host leaves server 2: back to server 1.
+	from2, from1 := o2.Len(), o1.Len()
+	scState(t, o2.Client(), "scada", false, t2)
+	back := []scValue{cnt.step()}
+	nd2 := o2.WaitFor(from2, 10*time.Second, "NDEATH on server 2", testutil.Is(sparkplug.NDEATH, ""))
+	if m := o2.Msgs()[nd2]; m.QoS != 0 || bdSeqOf(t, m.Payload) != bd+1 {
+		t.Errorf("NDEATH on server 2: QoS %d bdSeq %d, want the agent's own (QoS 0) with bdSeq %d", m.QoS, bdSeqOf(t, m.Payload), bd+1)
+	}
+	back = append(back, cnt.step())
+	nb3 := o1.WaitFor(from1, 10*time.Second, "NBIRTH back on server 1", testutil.Is(sparkplug.NBIRTH, ""))
+	if got := bdSeqOf(t, o1.Msgs()[nb3].Payload); got != bd+2 {
+		t.Errorf("NBIRTH back on server 1: bdSeq %d, want %d", got, bd+2)
+	}
+	db3 := o1.WaitFor(nb3, 5*time.Second, "DBIRTH back on server 1", testutil.Is(sparkplug.DBIRTH, "plc1"))
+	for range 3 {
+		v = cnt.step()
+	}
+	o1.WaitFor(db3, 10*time.Second, "live value back on server 1", scHasValue(v.v, alias, false))
 	scWaitStat(t, a, 20*time.Second, "an empty buffer", func(s Stats) bool { return s.Buffer.Records == 0 })
 	stop()
 
@@ -217,14 +255,21 @@ func TestPrimaryHostMovesBetweenServers(t *testing.T) {
 			t.Errorf("value %d never arrived on either server", x.v)
 		}
 	}
+	// Stored before the agent connected to the next server, and not
+	// delivered on the one it left: replayed after the births.
 	for _, x := range moving {
-		if len(s1[x.v]) == 0 { // else it made it to server 1 before the NDEATH
-			scCheckReplayed(t, s2, nb2, []scValue{x}, "read while moving,")
+		if x.connects < 2 && len(s1[x.v]) == 0 {
+			scCheckReplayed(t, s2, nb2, []scValue{x}, "read while moving to server 2,")
+		}
+	}
+	for _, x := range back {
+		if x.connects < 3 && len(s2[x.v]) == 0 {
+			scCheckReplayed(t, s1, nb3, []scValue{x}, "read while moving back to server 1,")
 		}
 	}
 	checkSeq(t, o1.Msgs())
 	checkSeq(t, o2.Msgs())
-	if s := a.Stats(); s.Connects != 2 {
-		t.Errorf("%d connects, want 2", s.Connects)
+	if s := a.Stats(); s.Connects != 3 {
+		t.Errorf("%d connects, want 3", s.Connects)
 	}
 }

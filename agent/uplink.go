@@ -75,7 +75,8 @@ type uplink struct {
 	tokens   float64
 	lastTok  time.Time
 	hostUp   bool
-	hostTS   uint64
+	server   string            // of the current session
+	hostTS   map[string]uint64 // newest STATE timestamp seen, per server
 
 	rec     record
 	metrics []sparkplug.Metric // births' scratch
@@ -121,7 +122,7 @@ var errHostOffline = errors.New("primary host went offline")
 func newUplink(cfg *Config, log *slog.Logger, st *store, devs []*device) *uplink {
 	u := &uplink{cfg: cfg, log: log, store: st, devs: devs, now: time.Now, pendDev: -1,
 		bd:   bdSeqStore{path: cfg.StateDir + "/bdseq"},
-		byID: map[string]int{}, msgs: make(chan mqtt.Message, 256), lost: make(chan uint64, 4), rcpt: make(chan receipt, 2*maxPendingReceipts)}
+		byID: map[string]int{}, hostTS: map[string]uint64{}, msgs: make(chan mqtt.Message, 256), lost: make(chan uint64, 4), rcpt: make(chan receipt, 2*maxPendingReceipts)}
 	g, e := cfg.Node.GroupID, cfg.Node.EdgeNodeID
 	tp := func(t sparkplug.MessageType, dev string) string {
 		return sparkplug.Topic{Group: g, Type: t, Node: e, Device: dev}.String()
@@ -176,6 +177,7 @@ func (u *uplink) session(ctx context.Context, server string) (established bool, 
 	u.bdSeq = bd
 	u.gen++
 	gen := u.gen
+	u.server = server
 	opts, err := u.clientOptions(server, gen)
 	if err != nil {
 		return false, err
@@ -207,10 +209,10 @@ func (u *uplink) session(ctx context.Context, server string) (established bool, 
 	}()
 	u.log.Info("connected to broker", "server", server, "bdSeq", bd)
 
-	filters := map[string]byte{u.nodeTopic.cmd: 1}
-	for i := range u.devs {
-		filters[u.topics[i].cmd] = 1
-	}
+	// One DCMD filter for all devices: a DCMD for a device this node does
+	// not have is then refused and counted, not silently never seen.
+	dcmds := sparkplug.Topic{Group: u.cfg.Node.GroupID, Type: sparkplug.DCMD, Node: u.cfg.Node.EdgeNodeID, Device: "+"}.String()
+	filters := map[string]byte{u.nodeTopic.cmd: 1, dcmds: 1}
 	if u.stateTop != "" {
 		filters[u.stateTop] = 1
 	}

@@ -206,6 +206,13 @@ func (b *Buffer) tryOpen() (db *bolt.DB, st state, info fileInfo, err error) {
 		if err := checkMeta(path, info.size); err != nil {
 			return nil, st, info, err
 		}
+		// A read-write open rebuilds the freelist (NoFreelistSync) by
+		// walking every page, and bbolt panics on a damaged page in a
+		// goroutine of its own, out of any recover's reach: walk the file
+		// read-only first, where verify turns damage into an error.
+		if err := precheck(path); err != nil {
+			return nil, st, info, err
+		}
 	}
 	if db, err = openBolt(path, boltOptions(false)); err != nil {
 		return nil, st, info, err
@@ -238,6 +245,24 @@ func (b *Buffer) tryOpen() (db *bolt.DB, st state, info fileInfo, err error) {
 
 // openBolt opens a bbolt file, turning bbolt's panics and page faults on a
 // damaged file into a *corruptError and a lock timeout into ErrLocked.
+// precheck runs inspect and, if the file holds records, verify on a
+// read-only open, which loads no freelist. Its cost is one read of the
+// backlog at start; an empty queue costs almost nothing.
+func precheck(path string) error {
+	ro, err := openBolt(path, boltOptions(true))
+	if err != nil {
+		return err
+	}
+	defer closeQuietly(ro)
+	var st state
+	var info fileInfo
+	if _, _, err := inspect(ro, &st, &info); err != nil || info.fresh || st.dCount == 0 {
+		return err
+	}
+	_, _, err = verify(ro)
+	return err
+}
+
 func openBolt(path string, o *bolt.Options) (db *bolt.DB, err error) {
 	var f *os.File
 	oo := *o
