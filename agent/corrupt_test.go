@@ -240,7 +240,7 @@ func (l *scLockedBuffer) String() string {
 func TestCorruptBufferPage(t *testing.T) {
 	t.Run("whole_page", func(t *testing.T) { scCorruptPage(t, 0) })
 	t.Run("page_body", func(t *testing.T) { scCorruptPage(t, 16) }) // the page header survives
-	t.Run("page_data", func(t *testing.T) { scCorruptPage(t, -1) })  // header, element index and first key survive
+	t.Run("page_data", func(t *testing.T) { scCorruptPage(t, -1) }) // header, element index and first key survive
 }
 
 // scCorruptPage damages the middle record page from byte skip on; -1
