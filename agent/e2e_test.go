@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,35 +34,43 @@ func (w tWriter) Write(p []byte) (int, error) {
 }
 
 // runAgent starts an agent from YAML and returns a stop function that
-// stops it gracefully and waits.
+// stops it gracefully and waits (also registered as cleanup).
 func runAgent(t testing.TB, yaml string) (*Agent, func()) {
+	t.Helper()
+	return runAgentLog(t, yaml, testLogger(t), nil)
+}
+
+// runAgentLog is runAgent with a logger of the test's choice; stopped, if
+// set, runs once the agent has stopped.
+func runAgentLog(t testing.TB, yaml string, log *slog.Logger, stopped func()) (*Agent, func()) {
 	t.Helper()
 	cfg, err := LoadBytes("test.yaml", []byte(yaml))
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(cfg, testLogger(t))
+	a, err := New(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
-	stopped := false
+	var once sync.Once
 	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("agent stopped with %v", err)
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("agent stopped with %v", err)
+				}
+			case <-time.After(15 * time.Second):
+				t.Error("agent did not stop within 15s")
 			}
-		case <-time.After(15 * time.Second):
-			t.Error("agent did not stop within 15s")
-		}
+			if stopped != nil {
+				stopped()
+			}
+		})
 	}
 	t.Cleanup(stop)
 	return a, stop

@@ -260,11 +260,7 @@ func TestLinkCutsLoseNothing(t *testing.T) {
 		down = append(down, w)
 		obs.WaitFor(before, 15*time.Second, "NBIRTH after the link is back", testutil.Is(sparkplug.NBIRTH, ""))
 	}
-	last := cnt.finish()
-	waitForValue(t, obs, last, 30*time.Second)
-	waitEmpty(t, a)
-	stopAndSettle(t, obs, stop)
-	_, hist := checkCounter(t, obs.Msgs(), last, down, 2)
+	_, hist := finishAndCheck(t, cnt, obs, a, stop, down)
 	if hist == 0 {
 		t.Error("no historical values after six outages")
 	}
@@ -281,6 +277,18 @@ func stopAndSettle(t *testing.T, obs *testutil.Observer, stop func()) {
 	before := obs.Len()
 	stop()
 	obs.WaitFor(before, 10*time.Second, "NDEATH on stop", testutil.Is(sparkplug.NDEATH, ""))
+}
+
+// finishAndCheck ends a counter run: stop the counter, wait until the
+// observer has its last value and the buffer is empty, stop the agent,
+// and run the proof.
+func finishAndCheck(t *testing.T, cnt *counter, obs *testutil.Observer, a *Agent, stop func(), down []window) (resent, historical int) {
+	t.Helper()
+	last := cnt.finish()
+	waitForValue(t, obs, last, 30*time.Second)
+	waitEmpty(t, a)
+	stopAndSettle(t, obs, stop)
+	return checkCounter(t, obs.Msgs(), last, down, 2)
 }
 
 // waitEmpty waits until every record was proven delivered and deleted.
@@ -322,11 +330,7 @@ func TestBrokerRestartLosesNothing(t *testing.T) {
 		down = append(down, w)
 		obs.WaitFor(before, 20*time.Second, "NBIRTH after the broker restarted", testutil.Is(sparkplug.NBIRTH, ""))
 	}
-	last := cnt.finish()
-	waitForValue(t, obs, last, 30*time.Second)
-	waitEmpty(t, a)
-	stopAndSettle(t, obs, stop)
-	checkCounter(t, obs.Msgs(), last, down, 2)
+	finishAndCheck(t, cnt, obs, a, stop, down)
 }
 
 // The agent is killed with SIGKILL during live publishing, during an

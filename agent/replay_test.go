@@ -42,11 +42,7 @@ func TestOutageModeLinkCutsLoseNothing(t *testing.T) {
 		down = append(down, w)
 		obs.WaitFor(before, 15*time.Second, "NBIRTH after the link is back", testutil.Is(sparkplug.NBIRTH, ""))
 	}
-	last := cnt.finish()
-	waitForValue(t, obs, last, 30*time.Second)
-	waitEmpty(t, a)
-	stopAndSettle(t, obs, stop)
-	checkCounter(t, obs.Msgs(), last, down, 2)
+	finishAndCheck(t, cnt, obs, a, stop, down)
 }
 
 // in_order holds live data back until history is flushed.

@@ -5,7 +5,6 @@ package agent
 // is prefixed sc so it cannot collide with the other test files.
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -86,38 +85,13 @@ func (l *scLog) waitFor(timeout time.Duration, n int, level string, subs ...stri
 // stop function (graceful, waits; also registered as cleanup).
 func scRun(t testing.TB, yaml string) (*Agent, func(), *scLog) {
 	t.Helper()
-	cfg, err := LoadBytes("test.yaml", []byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
 	logs := &scLog{t: t, debug: os.Getenv("EDGEAGENT_TEST_LOG") == "debug"}
-	a, err := New(cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("agent stopped with %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("agent did not stop within 15s")
-		}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	a, stop := runAgentLog(t, yaml, log, func() {
 		logs.mu.Lock()
 		logs.done = true
 		logs.mu.Unlock()
-	}
-	t.Cleanup(stop)
+	})
 	return a, stop, logs
 }
 
