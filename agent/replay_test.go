@@ -45,51 +45,62 @@ func TestOutageModeLinkCutsLoseNothing(t *testing.T) {
 	finishAndCheck(t, cnt, obs, a, stop, down)
 }
 
-// in_order holds live data back until history is flushed.
-func TestInOrderReplay(t *testing.T) {
-	broker := testutil.Mosquitto(t)
-	obs := testutil.Observe(t, broker.URL())
-	proxy := testutil.NewProxy(t, broker.Addr())
-	sim := newSim(t)
-	cnt := startCounter(sim)
-	// 20 messages/s: a 2 s outage's ~50 records take seconds to replay,
-	// while live values keep coming.
-	a, stop := runAgent(t, counterConfigBuf(proxy.URL(), t.TempDir(), sim.URL(), "{replay_rate: 20, in_order: true, max_metrics_per_message: 1}", "100ms", ""))
-	obs.WaitFor(0, 10*time.Second, "DBIRTH", testutil.Is(sparkplug.DBIRTH, "plc1"))
-	time.Sleep(300 * time.Millisecond)
-	w := window{from: time.Now()}
-	proxy.Cut()
-	time.Sleep(2 * time.Second)
-	before := obs.Len()
-	w.to = time.Now()
-	proxy.Restore()
-	nb := obs.WaitFor(before, 15*time.Second, "NBIRTH", testutil.Is(sparkplug.NBIRTH, ""))
-	time.Sleep(3 * time.Second)
-	last := cnt.finish()
-	waitForValue(t, obs, last, 30*time.Second)
-	waitEmpty(t, a)
-	stopAndSettle(t, obs, stop)
-	msgs := obs.Msgs()
-	checkCounter(t, msgs, last, []window{w}, 2)
-	// After the outage's NBIRTH: all historical DDATA, then all live.
-	live, hist := false, 0
-	for _, m := range msgs[nb:] {
-		if m.Topic.Type != sparkplug.DDATA {
-			continue
-		}
-		for _, x := range m.Payload.Metrics {
-			switch {
-			case x.Historical && live:
-				t.Fatalf("historical value after live data in in_order mode (seq %d)", m.Payload.Seq)
-			case x.Historical:
-				hist++
-			default:
-				live = true
+// Live data keeps flowing during a slow replay; in_order holds it back
+// until history is flushed.
+func TestReplayLiveAndInOrder(t *testing.T) {
+	for _, inOrder := range []bool{false, true} {
+		t.Run(fmt.Sprintf("in_order=%v", inOrder), func(t *testing.T) {
+			broker := testutil.Mosquitto(t)
+			obs := testutil.Observe(t, broker.URL())
+			proxy := testutil.NewProxy(t, broker.Addr())
+			sim := newSim(t)
+			cnt := startCounter(sim)
+			// 20 messages/s: a 2 s outage's ~50 records take seconds to
+			// replay, while live values keep coming.
+			buf := fmt.Sprintf("{replay_rate: 20, in_order: %v, max_metrics_per_message: 1}", inOrder)
+			a, stop := runAgent(t, counterConfigBuf(proxy.URL(), t.TempDir(), sim.URL(), buf, "100ms", ""))
+			obs.WaitFor(0, 10*time.Second, "DBIRTH", testutil.Is(sparkplug.DBIRTH, "plc1"))
+			time.Sleep(300 * time.Millisecond)
+			w := window{from: time.Now()}
+			proxy.Cut()
+			time.Sleep(2 * time.Second)
+			before := obs.Len()
+			w.to = time.Now()
+			proxy.Restore()
+			nb := obs.WaitFor(before, 15*time.Second, "NBIRTH", testutil.Is(sparkplug.NBIRTH, ""))
+			time.Sleep(3 * time.Second)
+			finishAndCheck(t, cnt, obs, a, stop, []window{w})
+
+			// After the outage's NBIRTH: count live values that arrived
+			// before the last historical one.
+			msgs := obs.Msgs()
+			lastHist, liveBefore, hist := -1, 0, 0
+			for i, m := range msgs[nb:] {
+				if m.Topic.Type != sparkplug.DDATA {
+					continue
+				}
+				for _, x := range m.Payload.Metrics {
+					if x.Historical {
+						lastHist, hist = i, hist+1
+					}
+				}
 			}
-		}
-	}
-	if hist < 20 || !live {
-		t.Errorf("%d historical values then live=%v; want a real replay followed by live data", hist, live)
+			for _, m := range msgs[nb : nb+lastHist+1] {
+				if m.Topic.Type == sparkplug.DDATA && !m.Payload.Metrics[0].Historical {
+					liveBefore++
+				}
+			}
+			if hist < 20 {
+				t.Fatalf("only %d historical values: no real replay to observe", hist)
+			}
+			switch {
+			case inOrder && liveBefore > 0:
+				t.Errorf("in_order: %d live values arrived before history was flushed", liveBefore)
+			case !inOrder && liveBefore == 0:
+				t.Error("live data was starved during a replay of several seconds")
+			}
+			t.Logf("%d historical values; %d live values arrived during the replay", hist, liveBefore)
+		})
 	}
 }
 
