@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -63,6 +64,14 @@ func New(cfg *Config, log *slog.Logger) (*Agent, error) {
 		}
 		a.devs = append(a.devs, d)
 	}
+	// Keep the configuration without the devices' YAML syntax trees:
+	// with large tag maps they outweigh everything else the agent holds.
+	c := *cfg
+	c.Devices = slices.Clone(cfg.Devices)
+	for i := range c.Devices {
+		c.Devices[i].decode, c.Devices[i].decodeTags = nil, nil
+	}
+	a.cfg, cfg = &c, &c
 	a.up = newUplink(cfg, log.With("component", "uplink", "group", cfg.Node.GroupID, "edge_node", cfg.Node.EdgeNodeID), a.store, a.devs)
 	return a, nil
 }

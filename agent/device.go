@@ -30,6 +30,7 @@ type device struct {
 	writes chan writeReq
 
 	// Scan state, owned by run.
+	recBuf   []byte // the record being stored; the buffer copies it
 	samples  []drivers.Sample
 	last     []Point // last value reported per tag
 	changed  []Point
@@ -67,6 +68,8 @@ func newDevice(idx int, cfg DeviceConfig, log *slog.Logger, out sink) (*device, 
 	if err != nil {
 		return nil, fmt.Errorf("device %q: %w", cfg.ID, err)
 	}
+	// The driver holds what it decoded: drop the YAML syntax trees.
+	cfg.decode, cfg.decodeTags = nil, nil
 	d := &device{idx: idx, cfg: cfg, drv: drv, tags: drv.Tags(), log: log, out: out, now: time.Now,
 		writes: make(chan writeReq, 16), byName: map[string]int{}}
 	d.types = make([]drivers.Type, len(d.tags))

@@ -26,7 +26,9 @@ func newStore(buf *buffer.Buffer) *store {
 }
 
 func (s *store) put(d *device, kind recordKind, at int64, pts []Point) error {
-	rec := appendRecord(make([]byte, 0, 16+len(pts)*24), kind, d.cfg.ID, d.tags, at, pts)
+	// Append copies the record, so each device reuses one buffer.
+	rec := appendRecord(d.recBuf[:0], kind, d.cfg.ID, d.tags, at, pts)
+	d.recBuf = rec
 	s.mu.RLock()
 	_, _, err := s.buf.Append(rec)
 	if err == nil {

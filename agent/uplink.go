@@ -110,7 +110,7 @@ type uplinkStats struct {
 	connected       atomic.Bool
 }
 
-const maxPendingReceipts = 8
+const maxPendingReceipts = 32
 
 // lingerFor is how long the uplink waits after new data before publishing,
 // to gather the records of scans that finish together.
@@ -477,7 +477,7 @@ func (u *uplink) pump(gen uint64) (more bool, err error) {
 	if u.pending >= maxPendingReceipts {
 		return false, nil
 	}
-	const batch = 64
+	const batch = 256
 	if u.histDone || !u.cfg.Buffer.InOrder {
 		recs, err := u.store.buf.Peek(u.live, batch, 8<<20)
 		if err != nil {

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -101,6 +102,9 @@ func cmdRun(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	cfg = nil
+	// Loading large tag maps peaks high; give that memory back now.
+	debug.FreeOSMemory()
 	daemon.SdNotify(false, daemon.SdNotifyReady)
 	stopWatchdog := startWatchdog(ctx)
 	defer stopWatchdog()

@@ -72,6 +72,8 @@ func (b *Broker) Start() {
 	for {
 		cmd := exec.Command(path, "-c", b.conf)
 		cmd.Stderr = os.Stderr
+		// Dies with the test process, even when a test panics.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
 			b.t.Fatalf("starting mosquitto: %v", err)
 		}
