@@ -78,6 +78,7 @@ type uplink struct {
 	server   string            // of the current session
 	hostTS   map[string]uint64 // newest STATE timestamp seen, per server
 
+	acks    *acker
 	rec     record
 	metrics []sparkplug.Metric // births' scratch
 	pendDev int                // device of the DDATA being filled, -1 if none
@@ -147,6 +148,8 @@ func newUplink(cfg *Config, log *slog.Logger, st *store, devs []*device) *uplink
 // run connects, walks the server list on failure, and serves sessions
 // until ctx ends; then it sends DDEATHs and the NDEATH and disconnects.
 func (u *uplink) run(ctx context.Context) error {
+	u.acks = startAcker(u.store.buf, u.log)
+	defer u.acks.stop()
 	bo := backoff.Backoff{Min: u.cfg.MQTT.ReconnectMin.D(), Max: u.cfg.MQTT.ReconnectMax.D()}
 	for i := 0; ctx.Err() == nil; i++ {
 		server := u.cfg.MQTT.Servers[i%len(u.cfg.MQTT.Servers)]
@@ -705,25 +708,16 @@ func (u *uplink) onReceipt(r receipt) {
 		u.log.Warn("no receipt from broker; records stay buffered", "err", r.err)
 		return
 	}
-	buf := u.store.buf
 	u.log.Debug("receipt", "live", r.live, "hist", r.hist, "acked_live", u.ackLive, "acked_hist", u.ackHist)
 	if r.hist > u.ackHist {
-		if err := buf.Ack(r.hist); err != nil {
-			u.log.Error("deleting delivered history failed", "err", err)
-			return
-		}
+		u.acks.ack(0, r.hist)
 		u.ackHist = r.hist
 	}
 	if r.live > u.ackLive {
-		var err error
 		if u.ackHist >= u.w {
-			err = buf.Ack(r.live)
+			u.acks.ack(0, r.live)
 		} else {
-			err = buf.AckRange(u.ackLive+1, r.live)
-		}
-		if err != nil {
-			u.log.Error("deleting delivered records failed", "err", err)
-			return
+			u.acks.ack(u.ackLive+1, r.live)
 		}
 		u.ackLive = r.live
 	}
