@@ -77,6 +77,7 @@ func newDevice(idx int, cfg DeviceConfig, log *slog.Logger, out sink) (*device, 
 		d.types[i] = engType(&d.tags[i])
 		d.byName[d.tags[i].Name] = i
 	}
+	d.samples = make([]drivers.Sample, 0, len(d.tags))
 	d.last = make([]Point, len(d.tags))
 	d.changed = make([]Point, 0, len(d.tags))
 	d.snap = make([]Point, len(d.tags))

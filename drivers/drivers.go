@@ -28,7 +28,8 @@ import (
 // Driver reads one device (one PLC connection).
 type Driver interface {
 	// Tags returns the device's tags in configuration order. Sample.Tag
-	// indexes this slice. It does not change after New.
+	// indexes this slice. It does not change after New, and callers must
+	// not modify it.
 	Tags() []Tag
 	// Connect opens the link to the PLC.
 	Connect(ctx context.Context) error

@@ -122,8 +122,10 @@ func New(cfg drivers.Config) (*Driver, error) {
 	return d, nil
 }
 
-// Tags returns a copy of the device's tags in configuration order.
-func (d *Driver) Tags() []drivers.Tag { return slices.Clone(d.tags) }
+// Tags returns the device's tags in configuration order; callers must not
+// modify the slice (a gateway with large tag maps should not hold them
+// twice).
+func (d *Driver) Tags() []drivers.Tag { return d.tags }
 
 // Plan returns the reads one scan makes, in the order it makes them.
 func (d *Driver) Plan() []Request {
