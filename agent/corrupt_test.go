@@ -3,14 +3,12 @@ package agent
 import (
 	"bytes"
 	"cmp"
-	"context"
 	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -186,33 +184,6 @@ func TestCorruptBufferFile(t *testing.T) {
 	}
 }
 
-// scChildEnv makes TestSCChildAgent run an agent from the configuration
-// file it names; other runs skip it.
-const scChildEnv = "EDGEAGENT_SC_CHILD_CONFIG"
-
-// TestSCChildAgent is a helper process, not a test: it runs an agent until
-// SIGTERM, so a test can watch an agent that may crash without crashing
-// with it.
-func TestSCChildAgent(t *testing.T) {
-	path := os.Getenv(scChildEnv)
-	if path == "" {
-		t.Skip("helper process, run by TestCorruptBufferPage")
-	}
-	cfg, err := Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := New(cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
-	defer stop()
-	if err := a.Run(ctx); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // scLockedBuffer collects a child's output.
 type scLockedBuffer struct {
 	mu sync.Mutex
@@ -288,8 +259,10 @@ func scCorruptPage(t *testing.T, skip int) {
 	if err := os.WriteFile(cfgPath, []byte(scConfig(scOpts{servers: []string{broker.URL()}, stateDir: dir, plc: sim.URL()})), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestSCChildAgent$", "-test.count=1", "-test.timeout=5m")
-	cmd.Env = append(os.Environ(), scChildEnv+"="+cfgPath)
+	// The agent runs in its own process (see TestMain), so a crash fails
+	// this test instead of killing go test.
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envChildConfig+"="+cfgPath, "EDGEAGENT_TEST_LOG=info")
 	var out scLockedBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

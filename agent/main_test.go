@@ -30,8 +30,11 @@ func runChildAgent(path string) int {
 		return 2
 	}
 	lvl := slog.LevelWarn
-	if os.Getenv("EDGEAGENT_TEST_LOG") == "debug" {
+	switch os.Getenv("EDGEAGENT_TEST_LOG") {
+	case "debug":
 		lvl = slog.LevelDebug
+	case "info":
+		lvl = slog.LevelInfo
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
 	a, err := New(cfg, log)
