@@ -1,6 +1,9 @@
 # edgeagent build. `make demo` shows it working; `make test` proves it.
 MODULE  := github.com/edgeagent/edgeagent
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# Debian versions must start with a digit: v1.2.3 → 1.2.3, an untagged
+# commit abc123 → 0.0.0~gitabc123.
+DEB_VERSION := $(shell echo $(VERSION) | sed -E 's/^v//; /^[0-9]/!s/^/0.0.0~git/')
 LDFLAGS := -s -w -X $(MODULE)/internal/version.Version=$(VERSION)
 GOBUILD := CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)"
 PLATFORMS := linux/amd64 linux/arm64 linux/arm/7
@@ -58,7 +61,8 @@ deb: cross
 	@for arch in amd64 arm64 arm; do \
 	  bin=dist/edgeagent-linux-$$arch$$( [ "$$arch" = arm ] && echo v7 ); \
 	  debarch=$$( [ "$$arch" = arm ] && echo armhf || echo $$arch ); \
-	  VERSION=$(VERSION) BINARY=$$bin ARCH=$$debarch PATH="$$PATH:$$(go env GOPATH)/bin" \
+	  mkdir -p dist/pkg && cp $$bin dist/pkg/edgeagent; \
+	  VERSION=$(DEB_VERSION) ARCH=$$debarch PATH="$$PATH:$$(go env GOPATH)/bin" \
 	    nfpm package -f packaging/nfpm.yaml -p deb -t dist/ || exit 1; \
 	done
 
