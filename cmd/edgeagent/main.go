@@ -105,6 +105,15 @@ func cmdRun(ctx context.Context, args []string) error {
 	cfg = nil
 	// Loading large tag maps peaks high; give that memory back now.
 	debug.FreeOSMemory()
+	// Reload is not implemented yet; SIGHUP must not kill the agent.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			log.Warn("configuration reload is not supported yet; restart the service to apply a new configuration")
+		}
+	}()
 	daemon.SdNotify(false, daemon.SdNotifyReady)
 	stopWatchdog := startWatchdog(ctx)
 	defer stopWatchdog()
