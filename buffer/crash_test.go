@@ -27,14 +27,18 @@ func crashRecord(w, i, k int) []byte {
 	return payload(w*1_000_000+i*10+k, 200+(i*37+k*11)%1400)
 }
 
-// TestCrashChild appends from several goroutines forever, printing
-// "<first> <last> <worker> <i>" after each Append returned nil. It is only
-// a helper for TestCrashKill9.
-func TestCrashChild(t *testing.T) {
-	path := os.Getenv(crashEnvPath)
-	if path == "" {
-		t.Skip("helper process for TestCrashKill9")
+// TestMain runs crashChild instead of the tests when TestCrashKill9 starts
+// this binary as its child.
+func TestMain(m *testing.M) {
+	if path := os.Getenv(crashEnvPath); path != "" {
+		crashChild(path)
 	}
+	os.Exit(m.Run())
+}
+
+// crashChild appends from several goroutines until killed, printing
+// "<first> <last> <worker> <i>" after each Append returned nil.
+func crashChild(path string) {
 	mode := WriteAhead
 	if os.Getenv(crashEnvMode) == "outage" {
 		mode = Outage // link down: to disk, durable
@@ -83,9 +87,6 @@ func TestCrashChild(t *testing.T) {
 }
 
 func TestCrashKill9(t *testing.T) {
-	if os.Getenv(crashEnvPath) != "" {
-		t.Skip("in the child")
-	}
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 9))
 	path := filepath.Join(t.TempDir(), "buffer.db")
 	var maxSeen uint64
@@ -148,7 +149,7 @@ type reportedAppend struct {
 // runChild starts the child, kills it with SIGKILL delay after its first
 // report, and returns what it reported durable and the highest seq it acked.
 func runChild(t *testing.T, path, mode string, delay time.Duration) ([]reportedAppend, uint64, error) {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
+	cmd := exec.Command(os.Args[0], "-test.run=^$") // TestMain runs crashChild
 	cmd.Env = append(os.Environ(), crashEnvPath+"="+path, crashEnvMode+"="+mode)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr

@@ -157,7 +157,7 @@ func TestReadAppendsAndCachesStrings(t *testing.T) {
 // 125-register requests, one with 991 tags and one with 16.
 func TestReadAllocs(t *testing.T) {
 	if testing.Short() {
-		t.Skip()
+		t.Skip("allocation counting runs hundreds of scans; skipped under -short")
 	}
 	sim := newSim(t)
 	sim.SetString(modbus.Holding, 0, modbus.ABCD, 10, "unchanging")
