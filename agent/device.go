@@ -100,6 +100,17 @@ func (d *device) snapshot(dst []Point) ([]Point, bool) {
 	return append(dst[:0], d.snap...), d.online
 }
 
+// tagIndex finds a stored point's tag: the index it was written with if
+// that tag still has its name, else by name; ok is false for a tag that
+// no longer exists.
+func (d *device) tagIndex(p *recPoint) (int, bool) {
+	if p.hint < uint64(len(d.tags)) && d.tags[p.hint].Name == string(p.name) {
+		return int(p.hint), true
+	}
+	j, ok := d.byName[string(p.name)]
+	return j, ok
+}
+
 // isOnline reports whether the device is online, without copying.
 func (d *device) isOnline() bool {
 	d.mu.Lock()

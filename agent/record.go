@@ -18,12 +18,16 @@ import (
 // Layout (little-endian varints):
 //
 //	version(1) kind(1) uvarint(len) device-id  varint(time ms)  uvarint(n)
-//	n × { uvarint(len) name  type(1) quality(1)  varint(ts - time)  value }
+//	n × { uvarint(len) name  uvarint(index)  type(1) quality(1)  varint(ts - time)  value }
+//
+// index is the tag's position when the record was written: a hint that
+// spares the replay a map lookup per sample while the configuration is
+// unchanged (the name decides).
 //
 // value: bool and unsigned as uvarint, signed and datetime as zigzag varint,
 // float32 as 4 bytes, float64 as 8 bytes, string as uvarint(len) bytes.
 
-const recordVersion = 1
+const recordVersion = 2
 
 type recordKind byte
 
@@ -65,6 +69,7 @@ func appendRecord(dst []byte, kind recordKind, device string, tags []drivers.Tag
 		name := tags[p.Tag].Name
 		dst = binary.AppendUvarint(dst, uint64(len(name)))
 		dst = append(dst, name...)
+		dst = binary.AppendUvarint(dst, uint64(p.Tag))
 		t := p.Value.Type()
 		dst = append(dst, byte(t), byte(p.Quality))
 		dst = binary.AppendVarint(dst, p.Time-at)
@@ -101,6 +106,7 @@ type record struct {
 
 type recPoint struct {
 	name    []byte
+	hint    uint64 // the tag's index when written
 	value   drivers.Value
 	time    int64
 	quality drivers.Quality
@@ -134,6 +140,7 @@ func decodeRecord(b []byte, r *record) error {
 	for i := uint64(0); i < n; i++ {
 		var p recPoint
 		p.name = d.bytes()
+		p.hint = d.uvarint()
 		t := drivers.Type(d.byte())
 		p.quality = drivers.Quality(d.byte())
 		p.time = r.time + d.varint()

@@ -73,3 +73,26 @@ func TestScale(t *testing.T) {
 		}
 	}
 }
+
+// A stored point finds its tag by the index it was written with while
+// that tag keeps its name, by name when the tags were reordered, and not
+// at all when the tag is gone.
+func TestTagIndexHint(t *testing.T) {
+	d := &device{tags: []drivers.Tag{{Name: "a"}, {Name: "b"}}, byName: map[string]int{"a": 0, "b": 1}}
+	for _, c := range []struct {
+		name string
+		hint uint64
+		want int
+		ok   bool
+	}{
+		{"b", 1, 1, true},  // unchanged
+		{"b", 0, 1, true},  // reordered
+		{"a", 7, 0, true},  // hint out of range
+		{"c", 0, 0, false}, // removed
+	} {
+		j, ok := d.tagIndex(&recPoint{name: []byte(c.name), hint: c.hint})
+		if ok != c.ok || (ok && j != c.want) {
+			t.Errorf("tagIndex(%s, hint %d) = %d, %v; want %d, %v", c.name, c.hint, j, ok, c.want, c.ok)
+		}
+	}
+}

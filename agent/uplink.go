@@ -620,7 +620,7 @@ func (u *uplink) publishRecord(r buffer.Record, historical bool) {
 	}
 	for k := range rec.points {
 		p := &rec.points[k]
-		j, ok := d.byName[string(p.name)]
+		j, ok := d.tagIndex(p)
 		if !ok || p.value.Type() != d.types[j] {
 			u.stats.droppedUnknown.Add(1)
 			continue
@@ -670,7 +670,7 @@ func (u *uplink) flushData() {
 func (u *uplink) updateTable(i int, d *device, rec *record) {
 	for k := range rec.points {
 		p := &rec.points[k]
-		if j, ok := d.byName[string(p.name)]; ok && p.value.Type() == d.types[j] {
+		if j, ok := d.tagIndex(p); ok && p.value.Type() == d.types[j] {
 			u.table[i][j] = Point{Tag: j, Value: p.value, Time: p.time, Quality: p.quality}
 		}
 	}
