@@ -232,17 +232,42 @@ func checkCounter(t *testing.T, msgs []testutil.Msg, last uint32, down []window,
 	return resent, historical
 }
 
+// counterRig is the common stage of the counter proofs: a real broker,
+// an observer on it, a proxy the agent connects through, and a simulated
+// PLC whose counter advances only once each value is stored.
+type counterRig struct {
+	broker *testutil.Broker
+	obs    *testutil.Observer
+	proxy  *testutil.Proxy
+	sim    *modbustest.Server
+	cnt    *counter
+}
+
+func newCounterRig(t *testing.T) *counterRig {
+	r := &counterRig{broker: testutil.Mosquitto(t)}
+	r.obs = testutil.Observe(t, r.broker.URL())
+	r.proxy = testutil.NewProxy(t, r.broker.Addr())
+	r.sim = newSim(t)
+	r.cnt = startCounter(r.sim)
+	return r
+}
+
+// start runs the agent with the given buffer section through the proxy
+// and waits for its DBIRTH.
+func (r *counterRig) start(t *testing.T, buffer string) (*Agent, func()) {
+	t.Helper()
+	a, stop := runAgent(t, counterConfigBuf(r.proxy.URL(), t.TempDir(), r.sim.URL(), buffer, "100ms", ""))
+	r.obs.WaitFor(0, 10*time.Second, "DBIRTH", testutil.Is(sparkplug.DBIRTH, "plc1"))
+	return a, stop
+}
+
 // Link cuts, both kinds: a reset (the agent notices at once) and a
 // blackhole (bytes vanish; only keepalive notices, so data is published
 // into the void and must be resent from the buffer).
 func TestLinkCutsLoseNothing(t *testing.T) {
-	broker := testutil.Mosquitto(t)
-	obs := testutil.Observe(t, broker.URL())
-	proxy := testutil.NewProxy(t, broker.Addr())
-	sim := newSim(t)
-	cnt := startCounter(sim)
-	a, stop := runAgent(t, counterConfig(proxy.URL(), t.TempDir(), sim.URL(), 2000, "100ms"))
-	obs.WaitFor(0, 10*time.Second, "DBIRTH", testutil.Is(sparkplug.DBIRTH, "plc1"))
+	r := newCounterRig(t)
+	obs, proxy, cnt := r.obs, r.proxy, r.cnt
+	a, stop := r.start(t, "{replay_rate: 2000}")
 
 	var down []window
 	for i := range 6 {
@@ -305,15 +330,11 @@ func waitEmpty(t *testing.T, a *Agent) {
 
 // The central broker is killed (SIGKILL) and restarted mid-stream.
 func TestBrokerRestartLosesNothing(t *testing.T) {
-	broker := testutil.Mosquitto(t)
-	obs := testutil.Observe(t, broker.URL())
 	// The agent reaches the broker through a proxy that stays cut after a
 	// restart until the observer is back, so the observer sees the births.
-	proxy := testutil.NewProxy(t, broker.Addr())
-	sim := newSim(t)
-	cnt := startCounter(sim)
-	a, stop := runAgent(t, counterConfig(proxy.URL(), t.TempDir(), sim.URL(), 2000, "100ms"))
-	obs.WaitFor(0, 10*time.Second, "DBIRTH", testutil.Is(sparkplug.DBIRTH, "plc1"))
+	r := newCounterRig(t)
+	broker, obs, proxy, cnt := r.broker, r.obs, r.proxy, r.cnt
+	a, stop := r.start(t, "{replay_rate: 2000}")
 	var down []window
 	for range 3 {
 		time.Sleep(time.Duration(500+rand.IntN(700)) * time.Millisecond)

@@ -13,13 +13,9 @@ import (
 // spills the unproven window and everything after it when the link drops:
 // link cuts lose nothing either (only a kill -9 can lose its memory).
 func TestOutageModeLinkCutsLoseNothing(t *testing.T) {
-	broker := testutil.Mosquitto(t)
-	obs := testutil.Observe(t, broker.URL())
-	proxy := testutil.NewProxy(t, broker.Addr())
-	sim := newSim(t)
-	cnt := startCounter(sim)
-	a, stop := runAgent(t, counterConfigBuf(proxy.URL(), t.TempDir(), sim.URL(), "{mode: outage}", "100ms", ""))
-	obs.WaitFor(0, 10*time.Second, "DBIRTH", testutil.Is(sparkplug.DBIRTH, "plc1"))
+	r := newCounterRig(t)
+	obs, proxy, cnt := r.obs, r.proxy, r.cnt
+	a, stop := r.start(t, "{mode: outage}")
 	var down []window
 	for i := range 4 {
 		time.Sleep(time.Duration(400+time.Now().UnixNano()%600) * time.Millisecond)
@@ -50,16 +46,11 @@ func TestOutageModeLinkCutsLoseNothing(t *testing.T) {
 func TestReplayLiveAndInOrder(t *testing.T) {
 	for _, inOrder := range []bool{false, true} {
 		t.Run(fmt.Sprintf("in_order=%v", inOrder), func(t *testing.T) {
-			broker := testutil.Mosquitto(t)
-			obs := testutil.Observe(t, broker.URL())
-			proxy := testutil.NewProxy(t, broker.Addr())
-			sim := newSim(t)
-			cnt := startCounter(sim)
+			r := newCounterRig(t)
+			obs, proxy, cnt := r.obs, r.proxy, r.cnt
 			// 20 messages/s: a 2 s outage's ~50 records take seconds to
 			// replay, while live values keep coming.
-			buf := fmt.Sprintf("{replay_rate: 20, in_order: %v, max_metrics_per_message: 1}", inOrder)
-			a, stop := runAgent(t, counterConfigBuf(proxy.URL(), t.TempDir(), sim.URL(), buf, "100ms", ""))
-			obs.WaitFor(0, 10*time.Second, "DBIRTH", testutil.Is(sparkplug.DBIRTH, "plc1"))
+			a, stop := r.start(t, fmt.Sprintf("{replay_rate: 20, in_order: %v, max_metrics_per_message: 1}", inOrder))
 			time.Sleep(300 * time.Millisecond)
 			w := window{from: time.Now()}
 			proxy.Cut()
