@@ -296,6 +296,14 @@ type tagMapFile struct {
 	Tags ast.Node `yaml:"tags"`
 }
 
+// tagMap is a parsed tag-map file. Devices that share a file share one
+// syntax tree: a large map parsed once per device would multiply the
+// start-up peak by the number of devices.
+type tagMap struct {
+	src  *source
+	tags ast.Node
+}
+
 // Load reads, decodes and validates a configuration file, including any
 // tag-map files it names and each device's driver configuration. It does
 // no network I/O.
@@ -331,7 +339,7 @@ func load(src *source) (*Config, error) {
 	if err := cfg.validate(src, root); err != nil {
 		return nil, err
 	}
-	if err := cfg.loadDevices(src, t.Devices, lookup(root, "devices")); err != nil {
+	if err := cfg.loadDevices(src, t.Devices, lookup(root, "devices"), map[string]*tagMap{}); err != nil {
 		return nil, err
 	}
 	return cfg, nil
@@ -470,7 +478,7 @@ func (c *Config) validate(src *source, root *ast.MappingNode) error {
 	return nil
 }
 
-func (c *Config) loadDevices(src *source, node, keyNode ast.Node) error {
+func (c *Config) loadDevices(src *source, node, keyNode ast.Node, maps map[string]*tagMap) error {
 	seq, ok := node.(*ast.SequenceNode)
 	if !ok || len(seq.Values) == 0 {
 		return src.errAt(orNode(keyNode, src.root), "devices", "at least one device is required")
@@ -536,15 +544,20 @@ func (c *Config) loadDevices(src *source, node, keyNode ast.Node) error {
 				path = filepath.Join(filepath.Dir(src.file), path)
 			}
 			d.TagMap = path
-			ts, err := parseFile(path)
-			if err != nil {
-				return src.errAt(lookup(mn, "tag_map"), key+".tag_map", "%v", err)
+			tm, ok := maps[path]
+			if !ok {
+				ts, err := parseFile(path)
+				if err != nil {
+					return src.errAt(lookup(mn, "tag_map"), key+".tag_map", "%v", err)
+				}
+				var f tagMapFile
+				if err := ts.decode("", ts.root, &f); err != nil {
+					return err
+				}
+				tm = &tagMap{src: ts, tags: f.Tags}
+				maps[path] = tm
 			}
-			var tm tagMapFile
-			if err := ts.decode("", ts.root, &tm); err != nil {
-				return err
-			}
-			tagSrc, tagNode, tagKey = ts, tm.Tags, "tags"
+			tagSrc, tagNode, tagKey = tm.src, tm.tags, "tags"
 		case common.Tags == nil:
 			return src.errAt(dn, key+".tags", "is required (or tag_map)")
 		}
