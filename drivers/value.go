@@ -119,6 +119,9 @@ func StringValue(s string) Value { return Value{typ: String, str: s} }
 // TimeValue returns a DateTime value with millisecond resolution.
 func TimeValue(t time.Time) Value { return Value{typ: DateTime, bits: uint64(t.UnixMilli())} }
 
+// ZeroValue returns the zero of type t: false, 0 or "".
+func ZeroValue(t Type) Value { return Value{typ: t} }
+
 // TimeValueMs returns a DateTime value from Unix milliseconds.
 func TimeValueMs(ms int64) Value { return Value{typ: DateTime, bits: uint64(ms)} }
 

@@ -54,7 +54,6 @@ type tagSpec struct {
 	table Table
 	addr  uint16
 	f     Format
-	zero  drivers.Value // typed zero, sent with QualityBad
 }
 
 // size is the registers or bits the tag occupies.
@@ -333,18 +332,6 @@ func (t *tag) spec(lim limits) (tagSpec, error) {
 	}
 	if last := int(s.addr) + s.size() - 1; last > 65535 {
 		return s, fmt.Errorf("address %d with %d registers runs past 65535", s.addr, s.size())
-	}
-	switch typ {
-	case drivers.Bool:
-		s.zero = drivers.BoolValue(false)
-	case drivers.String:
-		s.zero = drivers.StringValue("")
-	case drivers.Float32, drivers.Float64:
-		s.zero = drivers.FloatValue(typ, 0)
-	case drivers.Int16, drivers.Int32, drivers.Int64:
-		s.zero = drivers.IntValue(typ, 0)
-	default:
-		s.zero = drivers.UintValue(typ, 0)
 	}
 	return s, nil
 }

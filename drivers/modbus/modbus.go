@@ -45,9 +45,9 @@ type Driver struct {
 	reqs    []request
 
 	mu     sync.Mutex
-	client *mb.ModbusClient // nil while not connected
-	regs   []uint16         // decode buffer for one request
-	strs   []strCache       // by tag; only string tags use theirs
+	client *mb.ModbusClient  // nil while not connected
+	regs   []uint16          // decode buffer for one request
+	strs   map[int]*strCache // by tag, string tags only
 }
 
 // request is a planned Request with each tag's offset in it.
@@ -103,13 +103,13 @@ func New(cfg drivers.Config) (*Driver, error) {
 		tags:    tags,
 		specs:   specs,
 		regs:    make([]uint16, set.lim.maxRegisters),
-		strs:    make([]strCache, len(tags)),
+		strs:    map[int]*strCache{},
 	}
 	spans := make([]span, len(specs))
 	for i, s := range specs {
 		spans[i] = span{tag: i, table: s.table, start: s.addr, size: uint16(s.size())}
 		if s.f.Type == drivers.String && !s.table.IsBits() {
-			d.strs[i].raw = make([]uint16, s.f.Length)
+			d.strs[i] = &strCache{raw: make([]uint16, s.f.Length)}
 		}
 	}
 	for _, r := range plan(spans, set.lim) {
@@ -269,7 +269,7 @@ func (d *Driver) Read(ctx context.Context, dst []drivers.Sample) ([]drivers.Samp
 				d.log.Warn("device rejected request; its tags are bad", "request", r.String(), "err", err)
 			}
 			for _, s := range r.slots {
-				out[s.tag] = drivers.Sample{Tag: s.tag, Value: d.specs[s.tag].zero, Time: now, Quality: drivers.QualityBad}
+				out[s.tag] = drivers.Sample{Tag: s.tag, Value: drivers.ZeroValue(d.specs[s.tag].f.Type), Time: now, Quality: drivers.QualityBad}
 			}
 			continue
 		}
@@ -298,7 +298,7 @@ func (d *Driver) Read(ctx context.Context, dst []drivers.Sample) ([]drivers.Samp
 func (d *Driver) decode(tag int, regs []uint16) drivers.Value {
 	f := d.specs[tag].f
 	if f.Type == drivers.String {
-		c := &d.strs[tag]
+		c := d.strs[tag]
 		regs = regs[:f.Length]
 		if c.v.Type() == drivers.String && slices.Equal(c.raw, regs) {
 			return c.v
