@@ -715,7 +715,7 @@ func prefillBacklog(tb testing.TB, path string, devices, tags, total, perRecord 
 		at := t0 + int64(scan)*1000
 		first := (scan * perRecord) % tags
 		for k := range pts {
-			pts[k] = Point{Tag: (first + k) % tags, Value: drivers.UintValue(drivers.Uint16, uint64(uint16(scan+k))), Time: at}
+			pts[k] = Point{Tag: int32((first + k) % tags), Value: drivers.UintValue(drivers.Uint16, uint64(uint16(scan+k))), Time: at}
 		}
 		rec := appendRecord(nil, recData, fmt.Sprintf("plc%02d", dev), dt, at, pts)
 		size += int64(len(rec))
@@ -1019,10 +1019,7 @@ func newScanHarness(b *testing.B, broker string, plcs []string) *scanHarness {
 		if err := d.read(h.ctx); err != nil {
 			b.Fatal(err)
 		}
-		for i := range d.samples {
-			d.last[i] = d.point(i)
-		}
-		if err := d.out.put(d, recOnline, d.now().UnixMilli(), d.last); err != nil {
+		if err := d.out.put(d, recOnline, d.now().UnixMilli(), nil); err != nil {
 			b.Fatal(err)
 		}
 		start := make(chan struct{})

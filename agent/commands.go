@@ -83,7 +83,7 @@ func (u *uplink) command(i int, m *sparkplug.Metric) {
 	d := u.devs[i]
 	j := -1
 	if m.Name != "" {
-		if k, ok := d.byName[m.Name]; ok {
+		if k, ok := d.tagByName([]byte(m.Name)); ok {
 			j = k
 		}
 	} else if m.HasAlias && m.Alias >= u.aliasBase[i] && m.Alias < u.aliasBase[i]+uint64(len(d.tags)) {

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,7 +25,7 @@ type device struct {
 	drv    drivers.Driver
 	tags   []drivers.Tag
 	types  []drivers.Type // engineering type per tag: Float64 when scaled
-	byName map[string]int
+	byName []int32        // tag indexes sorted by name
 	log    *slog.Logger
 	out    sink
 	now    func() time.Time
@@ -32,21 +35,26 @@ type device struct {
 	// Scan state, owned by run.
 	recBuf   []byte // the record being stored; the buffer copies it
 	samples  []drivers.Sample
-	last     []Point // last value reported per tag
-	changed  []Point
+	changed  []int32 // tags whose sample differs from cur
 	overruns int
 
-	// Births read the snapshot from the uplink goroutine.
+	// cur is the value last stored per tag: what report by exception
+	// compares with and what births carry. Only run writes it (under mu,
+	// once the buffer took the record), so run reads it without the lock;
+	// the uplink reads it under mu. A scan whose record the buffer refused
+	// leaves cur alone, and the next scan reports those changes again.
 	mu     sync.Mutex
-	snap   []Point
+	cur    []Point
 	online bool
 }
 
 // sink receives every device event in order. It is the seam where the
 // durable buffer sits: put returns once the event is stored as the
-// buffer mode promises.
+// buffer mode promises. The event carries the current samples of the
+// listed tags: every tag for recOnline (tags is nil), none for recOffline.
+// On success the sink calls d.apply in the same order.
 type sink interface {
-	put(d *device, kind recordKind, at int64, pts []Point) error
+	put(d *device, kind recordKind, at int64, tags []int32) error
 }
 
 type writeReq struct {
@@ -70,18 +78,36 @@ func newDevice(idx int, cfg DeviceConfig, log *slog.Logger, out sink) (*device, 
 	}
 	// The driver holds what it decoded: drop the YAML syntax trees.
 	cfg.decode, cfg.decodeTags = nil, nil
-	d := &device{idx: idx, cfg: cfg, drv: drv, tags: drv.Tags(), log: log, out: out, now: time.Now,
-		writes: make(chan writeReq, 16), byName: map[string]int{}}
-	d.types = make([]drivers.Type, len(d.tags))
-	for i := range d.tags {
-		d.types[i] = engType(&d.tags[i])
-		d.byName[d.tags[i].Name] = i
-	}
-	d.samples = make([]drivers.Sample, 0, len(d.tags))
-	d.last = make([]Point, len(d.tags))
-	d.changed = make([]Point, 0, len(d.tags))
-	d.snap = make([]Point, len(d.tags))
+	d := &device{idx: idx, cfg: cfg, drv: drv, log: log, out: out, now: time.Now,
+		writes: make(chan writeReq, 16)}
+	d.setTags(drv.Tags())
 	return d, nil
+}
+
+// setTags sizes the per-tag state. Per tag the device holds one sample,
+// one stored point and a few bytes of index: with 10,000 tags this state
+// is most of the agent's heap.
+func (d *device) setTags(tags []drivers.Tag) {
+	d.tags = tags
+	d.types = make([]drivers.Type, len(tags))
+	d.byName = make([]int32, len(tags))
+	for i := range tags {
+		d.types[i] = engType(&tags[i])
+		d.byName[i] = int32(i)
+	}
+	slices.SortFunc(d.byName, func(a, b int32) int { return strings.Compare(tags[a].Name, tags[b].Name) })
+	d.samples = make([]drivers.Sample, 0, len(tags))
+	d.changed = make([]int32, 0, len(tags))
+	d.cur = make([]Point, len(tags))
+}
+
+// tagByName finds a tag by its name.
+func (d *device) tagByName(name []byte) (int, bool) {
+	k := sort.Search(len(d.byName), func(k int) bool { return d.tags[d.byName[k]].Name >= string(name) })
+	if k < len(d.byName) && d.tags[d.byName[k]].Name == string(name) {
+		return int(d.byName[k]), true
+	}
+	return 0, false
 }
 
 // engType is the type a tag is published as: scaled tags become Float64.
@@ -97,7 +123,7 @@ func engType(t *drivers.Tag) drivers.Type {
 func (d *device) snapshot(dst []Point) ([]Point, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return append(dst[:0], d.snap...), d.online
+	return append(dst[:0], d.cur...), d.online
 }
 
 // tagIndex finds a stored point's tag: the index it was written with if
@@ -107,8 +133,7 @@ func (d *device) tagIndex(p *recPoint) (int, bool) {
 	if p.hint < uint64(len(d.tags)) && d.tags[p.hint].Name == string(p.name) {
 		return int(p.hint), true
 	}
-	j, ok := d.byName[string(p.name)]
-	return j, ok
+	return d.tagByName(p.name)
 }
 
 // isOnline reports whether the device is online, without copying.
@@ -118,20 +143,43 @@ func (d *device) isOnline() bool {
 	return d.online
 }
 
-// apply records an event in the snapshot; the sink calls it once the event
+// appendRecord encodes an event of this device as put describes it.
+func (d *device) appendRecord(dst []byte, kind recordKind, at int64, tags []int32) []byte {
+	n := len(tags)
+	if kind == recOnline {
+		n = len(d.tags)
+	}
+	dst = appendRecordHeader(dst, kind, d.cfg.ID, at, n)
+	if kind == recOnline {
+		for i := range d.tags {
+			p := d.point(i)
+			dst = appendRecordPoint(dst, d.tags[i].Name, at, &p)
+		}
+		return dst
+	}
+	for _, i := range tags {
+		p := d.point(int(i))
+		dst = appendRecordPoint(dst, d.tags[i].Name, at, &p)
+	}
+	return dst
+}
+
+// apply records a stored event in cur; the sink calls it once the event
 // is stored, so births and stored events agree.
-func (d *device) apply(kind recordKind, pts []Point) {
+func (d *device) apply(kind recordKind, tags []int32) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	switch kind {
 	case recOnline:
 		d.online = true
-		copy(d.snap, pts)
+		for i := range d.cur {
+			d.cur[i] = d.point(i)
+		}
 	case recOffline:
 		d.online = false
 	case recData:
-		for _, p := range pts {
-			d.snap[p.Tag] = p
+		for _, i := range tags {
+			d.cur[i] = d.point(int(i))
 		}
 	}
 }
@@ -165,11 +213,7 @@ func (d *device) session(ctx context.Context, bo *backoff.Backoff) error {
 	if err := d.read(ctx); err != nil {
 		return err
 	}
-	at := d.now().UnixMilli()
-	for i := range d.samples {
-		d.last[i] = d.point(i)
-	}
-	if err := d.out.put(d, recOnline, at, d.last); err != nil {
+	if err := d.out.put(d, recOnline, d.now().UnixMilli(), nil); err != nil {
 		return fmt.Errorf("storing online event: %w", err)
 	}
 	d.log.Info("plc online", "tags", len(d.tags))
@@ -225,8 +269,7 @@ func (d *device) scan(ctx context.Context) error {
 	for i := range d.samples {
 		p := d.point(i)
 		if d.differs(i, &p) {
-			d.changed = append(d.changed, p)
-			d.last[i] = p
+			d.changed = append(d.changed, int32(i))
 		}
 	}
 	if len(d.changed) == 0 {
@@ -255,7 +298,7 @@ func (d *device) read(ctx context.Context) error {
 // point converts sample i to engineering units.
 func (d *device) point(i int) Point {
 	s := &d.samples[i]
-	p := Point{Tag: i, Value: s.Value, Time: s.Time.UnixMilli(), Quality: s.Quality}
+	p := Point{Tag: int32(i), Value: s.Value, Time: s.Time.UnixMilli(), Quality: s.Quality}
 	if t := &d.tags[i]; t.Scaled() {
 		p.Value = drivers.FloatValue(drivers.Float64, scale(t, s.Value.Float()))
 	}
@@ -279,9 +322,10 @@ func scale(t *drivers.Tag, v float64) float64 {
 	return v
 }
 
-// differs reports whether p must be published against the last report.
+// differs reports whether p must be published against the last stored
+// value.
 func (d *device) differs(i int, p *Point) bool {
-	old := &d.last[i]
+	old := &d.cur[i]
 	if old.Quality != p.Quality {
 		return true
 	}

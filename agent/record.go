@@ -51,31 +51,38 @@ func (k recordKind) String() string {
 
 // Point is one tag value in engineering units, as it goes to the broker.
 type Point struct {
-	Tag     int // index into the device's tags
 	Value   drivers.Value
 	Time    int64 // acquisition time, Unix ms
+	Tag     int32 // index into the device's tags
 	Quality drivers.Quality
 }
 
 // appendRecord encodes a batch of points of the device (tags names them).
 func appendRecord(dst []byte, kind recordKind, device string, tags []drivers.Tag, at int64, pts []Point) []byte {
+	dst = appendRecordHeader(dst, kind, device, at, len(pts))
+	for i := range pts {
+		dst = appendRecordPoint(dst, tags[pts[i].Tag].Name, at, &pts[i])
+	}
+	return dst
+}
+
+// appendRecordHeader starts a record of n points; n appendRecordPoint
+// calls must follow.
+func appendRecordHeader(dst []byte, kind recordKind, device string, at int64, n int) []byte {
 	dst = append(dst, recordVersion, byte(kind))
 	dst = binary.AppendUvarint(dst, uint64(len(device)))
 	dst = append(dst, device...)
 	dst = binary.AppendVarint(dst, at)
-	dst = binary.AppendUvarint(dst, uint64(len(pts)))
-	for i := range pts {
-		p := &pts[i]
-		name := tags[p.Tag].Name
-		dst = binary.AppendUvarint(dst, uint64(len(name)))
-		dst = append(dst, name...)
-		dst = binary.AppendUvarint(dst, uint64(p.Tag))
-		t := p.Value.Type()
-		dst = append(dst, byte(t), byte(p.Quality))
-		dst = binary.AppendVarint(dst, p.Time-at)
-		dst = appendValue(dst, p.Value)
-	}
-	return dst
+	return binary.AppendUvarint(dst, uint64(n))
+}
+
+func appendRecordPoint(dst []byte, name string, at int64, p *Point) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(name)))
+	dst = append(dst, name...)
+	dst = binary.AppendUvarint(dst, uint64(p.Tag))
+	dst = append(dst, byte(p.Value.Type()), byte(p.Quality))
+	dst = binary.AppendVarint(dst, p.Time-at)
+	return appendValue(dst, p.Value)
 }
 
 func appendValue(dst []byte, v drivers.Value) []byte {

@@ -78,17 +78,20 @@ func TestScale(t *testing.T) {
 // that tag keeps its name, by name when the tags were reordered, and not
 // at all when the tag is gone.
 func TestTagIndexHint(t *testing.T) {
-	d := &device{tags: []drivers.Tag{{Name: "a"}, {Name: "b"}}, byName: map[string]int{"a": 0, "b": 1}}
+	d := &device{}
+	d.setTags([]drivers.Tag{{Name: "b"}, {Name: "a"}, {Name: "c"}})
 	for _, c := range []struct {
 		name string
 		hint uint64
 		want int
 		ok   bool
 	}{
-		{"b", 1, 1, true},  // unchanged
-		{"b", 0, 1, true},  // reordered
-		{"a", 7, 0, true},  // hint out of range
-		{"c", 0, 0, false}, // removed
+		{"a", 1, 1, true},  // unchanged
+		{"a", 0, 1, true},  // reordered
+		{"b", 7, 0, true},  // hint out of range
+		{"c", 9, 2, true},  // hint out of range, last by name
+		{"d", 0, 0, false}, // removed
+		{"", 0, 0, false},  // removed
 	} {
 		j, ok := d.tagIndex(&recPoint{name: []byte(c.name), hint: c.hint})
 		if ok != c.ok || (ok && j != c.want) {

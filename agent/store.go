@@ -25,18 +25,22 @@ func newStore(buf *buffer.Buffer) *store {
 	return &store{buf: buf, notify: make(chan struct{}, 1)}
 }
 
-func (s *store) put(d *device, kind recordKind, at int64, pts []Point) error {
+func (s *store) put(d *device, kind recordKind, at int64, tags []int32) error {
 	// Append copies the record, so each device reuses one buffer.
-	rec := appendRecord(d.recBuf[:0], kind, d.cfg.ID, d.tags, at, pts)
+	rec := d.appendRecord(d.recBuf[:0], kind, at, tags)
 	d.recBuf = rec
 	s.mu.RLock()
 	_, _, err := s.buf.Append(rec)
 	if err == nil {
-		d.apply(kind, pts)
+		d.apply(kind, tags)
 	}
 	s.mu.RUnlock()
 	if err != nil {
-		s.failed.Add(uint64(max(1, len(pts))))
+		n := len(tags)
+		if kind == recOnline {
+			n = len(d.tags)
+		}
+		s.failed.Add(uint64(max(1, n)))
 		return err
 	}
 	select {

@@ -671,7 +671,7 @@ func (u *uplink) updateTable(i int, d *device, rec *record) {
 	for k := range rec.points {
 		p := &rec.points[k]
 		if j, ok := d.tagIndex(p); ok && p.value.Type() == d.types[j] {
-			u.table[i][j] = Point{Tag: j, Value: p.value, Time: p.time, Quality: p.quality}
+			u.table[i][j] = Point{Tag: int32(j), Value: p.value, Time: p.time, Quality: p.quality}
 		}
 	}
 }
