@@ -991,8 +991,10 @@ func newScanHarness(b *testing.B, broker string, plcs []string) *scanHarness {
 	b.Cleanup(func() { a.buf.Close() })
 	h := &scanHarness{a: a, u: a.up, ctx: context.Background(), done: make(chan scanResult, len(a.devs))}
 
-	// The uplink's session, as uplink.session sets it up.
+	// The uplink's session, as uplink.run and uplink.session set it up.
 	u := h.u
+	u.acks = startAcker(u.store.buf, u.log)
+	b.Cleanup(u.acks.stop)
 	u.gen = 1
 	opts, err := u.clientOptions(broker, u.gen)
 	if err != nil {
