@@ -227,7 +227,42 @@ func (b *Buffer) Append(data ...[]byte) (first, last uint64, err error) {
 // record if any is stored (a record larger than maxBytes comes alone).
 // Limits <= 0 mean DefaultPeekRecords and DefaultPeekBytes. Peek does not
 // remove anything; an empty result means no such record is stored now.
+// The caller owns what it gets.
 func (b *Buffer) Peek(after uint64, maxRecords int, maxBytes int) ([]Record, error) {
+	return b.peek(after, maxRecords, maxBytes, nil)
+}
+
+// A Reader peeks like Buffer.Peek but reuses its memory: what its Peek
+// returns is valid only until its next Peek. A consumer that is done with
+// each batch before it reads the next (the uplink publishes records as it
+// reads them) spares the collector a copy of every record it reads.
+// A Reader is not safe for concurrent use.
+type Reader struct {
+	b       *Buffer
+	scratch peekScratch
+}
+
+type peekScratch struct {
+	recs []Record
+	slab []byte
+}
+
+// maxReaderSlab bounds the data a Reader keeps between Peeks.
+const maxReaderSlab = 1 << 20
+
+// NewReader returns a Reader of b.
+func (b *Buffer) NewReader() *Reader { return &Reader{b: b} }
+
+// Peek is Buffer.Peek; the result is valid until the next call.
+func (r *Reader) Peek(after uint64, maxRecords int, maxBytes int) ([]Record, error) {
+	recs, err := r.b.peek(after, maxRecords, maxBytes, &r.scratch)
+	if cap(r.scratch.slab) > maxReaderSlab {
+		r.scratch.slab = nil
+	}
+	return recs, err
+}
+
+func (b *Buffer) peek(after uint64, maxRecords, maxBytes int, sc *peekScratch) ([]Record, error) {
 	if maxRecords <= 0 {
 		maxRecords = DefaultPeekRecords
 	}
@@ -247,19 +282,51 @@ func (b *Buffer) Peek(after uint64, maxRecords int, maxBytes int) ([]Record, err
 	}
 	// Memory holds records only while the disk is empty (see state), so
 	// records come from one place or the other, never both.
-	if recs, ok := b.peekMem(after, maxRecords, maxBytes); ok {
+	if recs, ok := b.peekMem(after, maxRecords, maxBytes, sc); ok {
 		return recs, nil
 	}
-	recs, err := b.peekDisk(after, maxRecords, maxBytes)
+	recs, err := b.peekDisk(after, maxRecords, maxBytes, sc)
 	if err != nil || len(recs) > 0 {
 		return recs, err
 	}
 	// The disk may have drained and memory filled since the first look.
-	recs, _ = b.peekMem(after, maxRecords, maxBytes)
+	recs, _ = b.peekMem(after, maxRecords, maxBytes, sc)
 	return recs, nil
 }
 
-func (b *Buffer) peekMem(after uint64, maxRecords, maxBytes int) ([]Record, bool) {
+// copyOut gives each record its own copy of its data, in one slab: the
+// scratch's when there is one (reused), else a new one.
+func copyOut(out []Record, total int, sc *peekScratch) {
+	var slab []byte
+	if sc != nil && cap(sc.slab) >= total {
+		slab = sc.slab[:total]
+	} else {
+		slab = make([]byte, total)
+		if sc != nil {
+			sc.slab = slab
+		}
+	}
+	for j := range out {
+		n := copy(slab, out[j].Data)
+		out[j].Data, slab = slab[:n:n], slab[n:]
+	}
+}
+
+func (sc *peekScratch) records() []Record {
+	if sc == nil {
+		return nil
+	}
+	clear(sc.recs)
+	return sc.recs[:0]
+}
+
+func (sc *peekScratch) keep(out []Record) {
+	if sc != nil {
+		sc.recs = out
+	}
+}
+
+func (b *Buffer) peekMem(after uint64, maxRecords, maxBytes int, sc *peekScratch) ([]Record, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	mem := b.st.mem
@@ -267,7 +334,7 @@ func (b *Buffer) peekMem(after uint64, maxRecords, maxBytes int) ([]Record, bool
 		return nil, false
 	}
 	i := sort.Search(len(mem), func(i int) bool { return mem[i].seq > after })
-	var out []Record
+	out := sc.records()
 	total := 0
 	for ; i < len(mem) && len(out) < maxRecords; i++ {
 		d := mem[i].data
@@ -277,46 +344,37 @@ func (b *Buffer) peekMem(after uint64, maxRecords, maxBytes int) ([]Record, bool
 		total += len(d)
 		out = append(out, Record{Seq: mem[i].seq, Data: d})
 	}
-	// One copy, one allocation: the caller owns what it gets.
-	slab := make([]byte, total)
-	for j := range out {
-		n := copy(slab, out[j].Data)
-		out[j].Data, slab = slab[:n:n], slab[n:]
-	}
+	copyOut(out, total, sc)
+	sc.keep(out)
 	return out, true
 }
 
-func (b *Buffer) peekDisk(after uint64, maxRecords, maxBytes int) ([]Record, error) {
+func (b *Buffer) peekDisk(after uint64, maxRecords, maxBytes int, sc *peekScratch) ([]Record, error) {
 	b.mu.Lock()
 	empty := b.st.dCount == 0 || b.st.dLast <= after
 	b.mu.Unlock()
 	if empty {
 		return nil, nil
 	}
-	var out []Record
+	out := sc.records()
 	err := b.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(recordsBucket).Cursor()
-		var vals [][]byte
 		total := 0
-		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(vals) < maxRecords; k, v = c.Next() {
+		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(out) < maxRecords; k, v = c.Next() {
 			if len(k) != 8 || len(v) < 8 {
 				return fmt.Errorf("malformed record %x (%d bytes)", k, len(v))
 			}
 			d := v[8:]
-			if len(vals) > 0 && total+len(d) > maxBytes {
+			if len(out) > 0 && total+len(d) > maxBytes {
 				break
 			}
 			total += len(d)
-			vals = append(vals, d)
-			out = append(out, Record{Seq: keySeq(k)})
+			out = append(out, Record{Seq: keySeq(k), Data: d})
 		}
-		slab := make([]byte, total)
-		for j, d := range vals {
-			n := copy(slab, d)
-			out[j].Data, slab = slab[:n:n], slab[n:]
-		}
+		copyOut(out, total, sc) // bbolt's memory is valid only in this transaction
 		return nil
 	})
+	sc.keep(out)
 	if err != nil {
 		return nil, fmt.Errorf("reading buffer %q: %w", b.path, err)
 	}

@@ -88,6 +88,59 @@ func TestAppendPeekAckOrder(t *testing.T) {
 	})
 }
 
+// A Reader returns what Peek returns, and reuses its memory from one Peek
+// to the next instead of allocating it again.
+func TestReader(t *testing.T) {
+	forEachMode(t, func(t *testing.T, m mode) {
+		b := newFixture(t, m).open()
+		for i := 1; i <= 40; i++ {
+			mustAppend(t, b, payload(i, 50+i))
+		}
+		r := b.NewReader()
+		var prev []Record
+		for after := uint64(0); after < 40; after += 7 {
+			want, err := b.Peek(after, 8, 1000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := r.Peek(after, 8, 1000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(seqs(got), seqs(want)) {
+				t.Fatalf("Reader.Peek(%d) = %v, Peek = %v", after, seqs(got), seqs(want))
+			}
+			for i := range got {
+				if !bytes.Equal(got[i].Data, want[i].Data) {
+					t.Fatalf("record %d: Reader has %q, Peek %q", got[i].Seq, got[i].Data, want[i].Data)
+				}
+			}
+			if prev != nil && &got[0] != &prev[0] {
+				t.Error("Reader allocated a new record slice")
+			}
+			prev = got
+		}
+		peek := testing.AllocsPerRun(20, func() {
+			if _, err := b.Peek(0, 8, 1000); err != nil {
+				t.Fatal(err)
+			}
+		})
+		reader := testing.AllocsPerRun(20, func() {
+			if _, err := r.Peek(0, 8, 1000); err != nil {
+				t.Fatal(err)
+			}
+		})
+		// Peek allocates the records and their data besides bbolt's read
+		// transaction; a warm Reader only the transaction.
+		if reader > peek-2 {
+			t.Errorf("Reader.Peek allocates %.0f times per call, Peek %.0f: want 2 fewer", reader, peek)
+		}
+		if got, _ := r.Peek(40, 8, 1000); len(got) != 0 {
+			t.Fatalf("Peek past the newest: %v", seqs(got))
+		}
+	})
+}
+
 func TestSeqMonotonicAcrossReopen(t *testing.T) {
 	forEachMode(t, func(t *testing.T, m mode) {
 		f := newFixture(t, m)

@@ -90,7 +90,12 @@ type writerState struct {
 	commits     uint64 // transactions committed by handle (benchmarks report records per commit)
 	lastAlloc   int64  // bbolt's cumulative dirty-page bytes at the last commit
 	failCommit  error  // tests only: the next transaction of handle fails with this
+	slab        []byte // space for the keys and values a transaction puts
 }
+
+// maxSlab bounds the slab kept between transactions; a bigger one (a
+// spill of the memory window) is left to the collector.
+const maxSlab = 1 << 20
 
 // countWritten adds the last commit's writes to Stats.WrittenBytes: the
 // dirty pages bbolt allocated for it plus the meta page every commit
@@ -117,6 +122,22 @@ type group struct {
 	budget  int   // deletions left for Acks in this transaction
 	dropped uint64
 	dropB   int64
+	slab    *[]byte
+}
+
+// alloc returns n bytes for a key or value of this transaction. bbolt
+// holds them until the commit and not after, so the writer reuses one
+// slab across transactions instead of allocating per record. A full slab
+// is replaced, not grown: what this transaction already put stays where
+// it is.
+func (g *group) alloc(n int) []byte {
+	s := *g.slab
+	if cap(s)-len(s) < n {
+		s = make([]byte, 0, max(2*cap(s), n, 64<<10))
+	}
+	b := s[len(s) : len(s)+n : len(s)+n]
+	*g.slab = s[:len(s)+n]
+	return b
 }
 
 func (b *Buffer) writer() {
@@ -235,7 +256,11 @@ func (b *Buffer) handle(reqs []*request) {
 }
 
 func (b *Buffer) newGroup(tx *bolt.Tx) *group {
-	g := &group{tx: tx, ts: b.now().UnixNano(), budget: maxDeletesPerTx}
+	if cap(b.w.slab) > maxSlab {
+		b.w.slab = nil
+	}
+	b.w.slab = b.w.slab[:0]
+	g := &group{tx: tx, ts: b.now().UnixNano(), budget: maxDeletesPerTx, slab: &b.w.slab}
 	if tx != nil {
 		g.bkt = tx.Bucket(recordsBucket)
 		g.bkt.FillPercent = 1.0 // keys only grow: fill pages completely
@@ -491,7 +516,7 @@ func (b *Buffer) spill(g *group, st *state, reason string) error {
 }
 
 func put(g *group, st *state, seq uint64, ts int64, data []byte) error {
-	buf := make([]byte, 16+len(data)) // key, then value = timestamp + data
+	buf := g.alloc(16 + len(data)) // key, then value = timestamp + data
 	putSeq(buf[:8], seq)
 	putSeq(buf[8:16], uint64(ts))
 	copy(buf[16:], data)
