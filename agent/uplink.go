@@ -78,13 +78,15 @@ type uplink struct {
 	server   string            // of the current session
 	hostTS   map[string]uint64 // newest STATE timestamp seen, per server
 
-	acks    *acker
-	rec     record
-	metrics []sparkplug.Metric // births' scratch
-	pendDev int                // device of the DDATA being filled, -1 if none
-	pend    []sparkplug.Metric // its metrics
-	dataMsg uint64             // DDATA messages published this session
-	stats   uplinkStats
+	acks     *acker
+	reader   *buffer.Reader // records are published before the next read
+	rec      record
+	metrics  []sparkplug.Metric // births' scratch
+	payloads payloadRing
+	pendDev  int                // device of the DDATA being filled, -1 if none
+	pend     []sparkplug.Metric // its metrics
+	dataMsg  uint64             // DDATA messages published this session
+	stats    uplinkStats
 
 	// drainBy (Unix ns) is set before shutdown: publish what is stored
 	// and wait for its receipt until then.
@@ -121,7 +123,7 @@ const lingerFor = 10 * time.Millisecond
 var errHostOffline = errors.New("primary host went offline")
 
 func newUplink(cfg *Config, log *slog.Logger, st *store, devs []*device) *uplink {
-	u := &uplink{cfg: cfg, log: log, store: st, devs: devs, now: time.Now, pendDev: -1,
+	u := &uplink{cfg: cfg, log: log, store: st, devs: devs, now: time.Now, pendDev: -1, reader: st.buf.NewReader(),
 		bd:   bdSeqStore{path: cfg.StateDir + "/bdseq"},
 		byID: map[string]int{}, hostTS: map[string]uint64{}, msgs: make(chan mqtt.Message, 256), lost: make(chan uint64, 4), rcpt: make(chan receipt, 2*maxPendingReceipts)}
 	g, e := cfg.Node.GroupID, cfg.Node.EdgeNodeID
@@ -482,7 +484,7 @@ func (u *uplink) pump(gen uint64) (more bool, err error) {
 	}
 	const batch = 256
 	if u.histDone || !u.cfg.Buffer.InOrder {
-		recs, err := u.store.buf.Peek(u.live, batch, 8<<20)
+		recs, err := u.reader.Peek(u.live, batch, 8<<20)
 		if err != nil {
 			return false, fmt.Errorf("reading buffer: %w", err)
 		}
@@ -499,7 +501,7 @@ func (u *uplink) pump(gen uint64) (more bool, err error) {
 		u.refill()
 		n := int(u.tokens)
 		if n > 0 {
-			recs, err := u.store.buf.Peek(u.hist, min(n, batch), 8<<20)
+			recs, err := u.reader.Peek(u.hist, min(n, batch), 8<<20)
 			if err != nil {
 				return false, fmt.Errorf("reading buffer: %w", err)
 			}
@@ -661,10 +663,59 @@ func (u *uplink) flushData() {
 	if u.cfg.MQTT.DataQoS == 1 {
 		qos = 1
 	}
-	payload := sparkplug.AppendData(make([]byte, 0, 64+len(u.pend)*24), uint64(u.now().UnixMilli()), uint64(u.seq), u.pend)
-	u.publish(u.topics[i].data, payload, qos)
+	if qos == 0 {
+		payload := sparkplug.AppendData(u.payloads.get(64+len(u.pend)*24), uint64(u.now().UnixMilli()), uint64(u.seq), u.pend)
+		u.payloads.put(payload, u.publish(u.topics[i].data, payload, 0))
+	} else {
+		payload := sparkplug.AppendData(make([]byte, 0, 64+len(u.pend)*24), uint64(u.now().UnixMilli()), uint64(u.seq), u.pend)
+		u.publish(u.topics[i].data, payload, qos)
+	}
 	u.dataMsg++
 	u.pend = u.pend[:0]
+}
+
+// payloadRing recycles QoS 0 DDATA buffers: paho holds a QoS 0 payload
+// until it has written it to the connection, and then completes its
+// token. A buffer whose token is not done yet is left to paho and the
+// collector.
+type payloadRing struct {
+	slots [8]struct {
+		buf []byte
+		tok mqtt.Token
+	}
+	next int
+}
+
+// maxRecycled bounds the buffers the ring keeps.
+const maxRecycled = 64 << 10
+
+// get returns an empty buffer of at least size bytes: the next slot's if
+// paho is done with it.
+func (r *payloadRing) get(size int) []byte {
+	s := &r.slots[r.next]
+	free := s.tok == nil
+	if !free {
+		select {
+		case <-s.tok.Done():
+			free = true
+		default:
+		}
+	}
+	if free && cap(s.buf) >= size {
+		return s.buf[:0]
+	}
+	return make([]byte, 0, size)
+}
+
+// put records the buffer get's slot now holds and the token of its publish.
+func (r *payloadRing) put(buf []byte, tok mqtt.Token) {
+	s := &r.slots[r.next]
+	r.next = (r.next + 1) % len(r.slots)
+	if cap(buf) > maxRecycled {
+		s.buf, s.tok = nil, nil
+		return
+	}
+	s.buf, s.tok = buf, tok
 }
 
 func (u *uplink) updateTable(i int, d *device, rec *record) {
