@@ -298,7 +298,7 @@ func (d *device) read(ctx context.Context) error {
 // point converts sample i to engineering units.
 func (d *device) point(i int) Point {
 	s := &d.samples[i]
-	p := Point{Tag: int32(i), Value: s.Value, Time: s.Time.UnixMilli(), Quality: s.Quality}
+	p := Point{Tag: int32(i), Value: s.Value, Time: s.Time, Quality: s.Quality}
 	if t := &d.tags[i]; t.Scaled() {
 		p.Value = drivers.FloatValue(drivers.Float64, scale(t, s.Value.Float()))
 	}

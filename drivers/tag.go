@@ -11,21 +11,21 @@ import (
 type Tag struct {
 	// Name is the Sparkplug metric name; '/' separates folders.
 	Name string `yaml:"name"`
-	// Type is the value type the driver decodes into, e.g. "float32".
-	Type Type `yaml:"type"`
 	// Scale and Offset turn the raw value into engineering units:
 	// value = raw*Scale + Offset. A scaled tag is published as Double.
 	Scale  *float64 `yaml:"scale"`
 	Offset *float64 `yaml:"offset"`
 	// Unit is an engineering unit, published as a metric property.
 	Unit string `yaml:"unit"`
+	// Description is free text, published as a metric property.
+	Description string `yaml:"description"`
 	// Deadband suppresses numeric changes smaller than this (absolute, in
 	// engineering units). Zero reports every change.
 	Deadband float64 `yaml:"deadband"`
+	// Type is the value type the driver decodes into, e.g. "float32".
+	Type Type `yaml:"type"`
 	// Writable allows Sparkplug DCMD writes to this tag.
 	Writable bool `yaml:"writable"`
-	// Description is free text, published as a metric property.
-	Description string `yaml:"description"`
 }
 
 // Scaled reports whether the tag has a scale or offset.

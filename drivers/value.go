@@ -5,6 +5,7 @@ import (
 	"math"
 	"strconv"
 	"time"
+	"unsafe"
 )
 
 // Type is the type of a tag's value.
@@ -89,11 +90,13 @@ func (t Type) IsFloat() bool { return t == Float32 || t == Float64 }
 
 // Value is one typed value, held without boxing so scans don't allocate.
 // Integers are kept as 64-bit two's complement, floats as float64 bits,
-// bools as 0/1, datetimes as Unix milliseconds.
+// bools as 0/1, datetimes as Unix milliseconds. A string is its data
+// pointer with its length in bits: the agent holds several values per tag,
+// and 24 bytes instead of a string header's 32 add up.
 type Value struct {
-	typ  Type
 	bits uint64
-	str  string
+	str  *byte
+	typ  Type
 }
 
 // BoolValue returns a Bool value.
@@ -114,7 +117,9 @@ func UintValue(t Type, v uint64) Value { return Value{typ: t, bits: v} }
 func FloatValue(t Type, v float64) Value { return Value{typ: t, bits: math.Float64bits(v)} }
 
 // StringValue returns a String value.
-func StringValue(s string) Value { return Value{typ: String, str: s} }
+func StringValue(s string) Value {
+	return Value{typ: String, bits: uint64(len(s)), str: unsafe.StringData(s)}
+}
 
 // TimeValue returns a DateTime value with millisecond resolution.
 func TimeValue(t time.Time) Value { return Value{typ: DateTime, bits: uint64(t.UnixMilli())} }
@@ -131,7 +136,7 @@ func (v Value) Type() Type { return v.typ }
 // Bool returns the value as a bool (non-zero numbers are true).
 func (v Value) Bool() bool {
 	if v.typ == String {
-		return v.str == "true"
+		return v.Str() == "true"
 	}
 	if v.typ.IsFloat() {
 		return v.Float() != 0
@@ -168,13 +173,23 @@ func (v Value) Float() float64 {
 }
 
 // Str returns the String value (empty for other types).
-func (v Value) Str() string { return v.str }
+func (v Value) Str() string {
+	if v.typ != String {
+		return ""
+	}
+	return unsafe.String(v.str, int(v.bits))
+}
 
 // Time returns a DateTime value as time.Time in UTC.
 func (v Value) Time() time.Time { return time.UnixMilli(int64(v.bits)).UTC() }
 
 // Equal reports whether two values have the same type and content.
-func (v Value) Equal(o Value) bool { return v == o }
+func (v Value) Equal(o Value) bool {
+	if v.typ == String {
+		return o.typ == String && v.Str() == o.Str()
+	}
+	return v.typ == o.typ && v.bits == o.bits
+}
 
 // String formats the value for logs and the watch command.
 func (v Value) String() string {
@@ -188,7 +203,7 @@ func (v Value) String() string {
 	case v.typ.IsFloat():
 		return strconv.FormatFloat(v.Float(), 'g', -1, 64)
 	case v.typ == String:
-		return strconv.Quote(v.str)
+		return strconv.Quote(v.Str())
 	case v.typ == DateTime:
 		return v.Time().Format(time.RFC3339Nano)
 	}
@@ -217,15 +232,17 @@ func (q Quality) String() string {
 	return "quality(" + strconv.Itoa(int(q)) + ")"
 }
 
-// Sample is one tag read from a PLC.
+// Sample is one tag read from a PLC. The agent holds one per tag, so it
+// is kept small: 40 bytes.
 type Sample struct {
-	// Tag indexes Driver.Tags().
-	Tag int
 	// Value is the decoded raw value (before scaling), typed as the tag's Type.
 	Value Value
-	// Time is the acquisition time: the PLC's source timestamp where the
-	// protocol has one, else when the reply arrived.
-	Time time.Time
+	// Time is the acquisition time in Unix milliseconds (Sparkplug's
+	// resolution): the PLC's source timestamp where the protocol has one,
+	// else when the reply arrived.
+	Time int64
+	// Tag indexes Driver.Tags().
+	Tag int32
 	// Quality is QualityGood unless the PLC rejected this tag's request.
 	Quality Quality
 }

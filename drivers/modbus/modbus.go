@@ -58,8 +58,8 @@ type request struct {
 }
 
 type slot struct {
-	tag int
-	off int // registers or bits from Request.Start
+	tag int32
+	off int32 // registers or bits from Request.Start
 }
 
 // strCache keeps a string tag's last registers and value so an unchanged
@@ -115,7 +115,7 @@ func New(cfg drivers.Config) (*Driver, error) {
 	for _, r := range plan(spans, set.lim) {
 		rq := request{Request: r, slots: make([]slot, len(r.Tags))}
 		for j, t := range r.Tags {
-			rq.slots[j] = slot{tag: t, off: int(specs[t].addr) - int(r.Start)}
+			rq.slots[j] = slot{tag: int32(t), off: int32(specs[t].addr) - int32(r.Start)}
 		}
 		d.reqs = append(d.reqs, rq)
 	}
@@ -258,7 +258,7 @@ func (d *Driver) Read(ctx context.Context, dst []drivers.Sample) ([]drivers.Samp
 		case Discrete:
 			bits, err = d.client.ReadDiscreteInputs(r.Start, r.Count)
 		}
-		now := time.Now()
+		now := time.Now().UnixMilli()
 		if err != nil {
 			if !isException(err) {
 				d.dropLocked()
@@ -288,7 +288,7 @@ func (d *Driver) Read(ctx context.Context, dst []drivers.Sample) ([]drivers.Samp
 			regs[j] = uint16(raw[2*j])<<8 | uint16(raw[2*j+1])
 		}
 		for _, s := range r.slots {
-			out[s.tag] = drivers.Sample{Tag: s.tag, Value: d.decode(s.tag, regs[s.off:]), Time: now}
+			out[s.tag] = drivers.Sample{Tag: s.tag, Value: d.decode(int(s.tag), regs[s.off:]), Time: now}
 		}
 	}
 	return dst, nil
