@@ -103,6 +103,13 @@ func cmdRun(ctx context.Context, args []string) error {
 		return err
 	}
 	cfg = nil
+	// The heap is mostly per-tag state that lives as long as the process;
+	// what a scan allocates is short-lived. Collecting at 50 % growth
+	// instead of Go's 100 % keeps the resident size a third lower for a
+	// few more collections a minute. GOGC in the environment still wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50)
+	}
 	// Loading large tag maps peaks high; give that memory back now.
 	debug.FreeOSMemory()
 	// Reload is not implemented yet; SIGHUP must not kill the agent.
