@@ -20,6 +20,7 @@ build:
 test:
 	scripts/install-test-deps.sh
 	go vet ./...
+	go vet -tags demo ./cmd/edgeagent
 	go test -race -count=1 -timeout 15m ./...
 	$(MAKE) --no-print-directory test-386
 
@@ -32,7 +33,7 @@ bench:
 	go test -run '^$$' -bench . -benchmem -timeout 20m ./sparkplug/... ./buffer/... ./drivers/...
 
 demo:
-	go run ./cmd/edgeagent demo
+	go run -tags demo ./cmd/edgeagent demo
 
 cross:
 	@for p in $(PLATFORMS); do \
@@ -55,6 +56,7 @@ proto:
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	go vet ./...
+	go vet -tags demo ./cmd/edgeagent
 
 deb: cross
 	@command -v nfpm >/dev/null || go install github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.44.0

@@ -1,3 +1,9 @@
+//go:build demo
+
+// The demo is built only with -tags demo (make demo): the binary shipped to
+// gateways carries no MQTT broker and no PLC simulator, which keeps it
+// smaller and its resident memory lower.
+
 package main
 
 import (
