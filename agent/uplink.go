@@ -81,7 +81,6 @@ type uplink struct {
 	acks     *acker
 	reader   *buffer.Reader // records are published before the next read
 	rec      record
-	metrics  []sparkplug.Metric // births' scratch
 	payloads payloadRing
 	pendDev  int                // device of the DDATA being filled, -1 if none
 	pend     []sparkplug.Metric // its metrics
@@ -373,7 +372,9 @@ func (u *uplink) deviceBirth(i int) {
 	u.flushData()
 	d := u.devs[i]
 	ts := uint64(u.now().UnixMilli())
-	ms := u.metrics[:0]
+	// Births are rare: their scratch is not kept (it is the size of the
+	// device's tag list).
+	ms := make([]sparkplug.Metric, 0, len(d.tags))
 	for j := range d.tags {
 		p := &u.table[i][j]
 		m := u.metric(i, j, p.Value, p.Time, p.Quality, false)
@@ -391,7 +392,6 @@ func (u *uplink) deviceBirth(i int) {
 		}
 		ms = append(ms, m)
 	}
-	u.metrics = ms
 	u.seq++
 	u.publish(u.topics[i].birth, sparkplug.AppendBirth(nil, ts, uint64(u.seq), ms), 0)
 	u.born[i] = true
