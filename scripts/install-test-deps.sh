@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs when it is missing: Mosquitto (the real
-# central broker the end-to-end tests run against) and the npm decoder the
-# Sparkplug cross-check uses.
+# central broker the end-to-end tests run against), Node.js and npm, and the
+# npm decoder the Sparkplug cross-check uses.
 set -euo pipefail
 need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
   echo "installing ${need[*]}"
