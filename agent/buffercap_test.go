@@ -66,14 +66,7 @@ func TestBufferCapDropsOldest(t *testing.T) {
 	haltNoise := sync.OnceFunc(func() { close(stopNoise); noiseDone.Wait() })
 	defer haltNoise()
 
-	nb := obs.WaitFor(0, 10*time.Second, "NBIRTH", testutil.Is(sparkplug.NBIRTH, ""))
-	db := obs.WaitFor(nb, 5*time.Second, "DBIRTH", testutil.Is(sparkplug.DBIRTH, "plc1"))
-	alias := scAliasOf(t, obs.Msgs()[db], "count")
-	var v scValue
-	for range 3 {
-		v = cnt.step()
-	}
-	obs.WaitFor(db, 10*time.Second, fmt.Sprintf("live value %d", v.v), scHasValue(v.v, alias, false))
+	alias := cnt.liveStart(obs, 3)
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
@@ -116,6 +109,7 @@ func TestBufferCapDropsOldest(t *testing.T) {
 	proxy.Restore()
 	nb2 := obs.WaitFor(cutAt, 15*time.Second, "NBIRTH after the outage", testutil.Is(sparkplug.NBIRTH, ""))
 	scWaitReplayed(t, obs, nb2, cnt.vals[lastOutage-5:lastOutage], 20*time.Second)
+	var v scValue
 	for range 3 {
 		v = cnt.step()
 	}

@@ -160,14 +160,7 @@ func TestCorruptBufferFile(t *testing.T) {
 				t.Errorf("%s does not hold the old file's bytes (err %v)", moved[0], err)
 			}
 
-			nb := obs.WaitFor(0, 10*time.Second, "NBIRTH", testutil.Is(sparkplug.NBIRTH, ""))
-			db := obs.WaitFor(nb, 5*time.Second, "DBIRTH", testutil.Is(sparkplug.DBIRTH, "plc1"))
-			alias := scAliasOf(t, obs.Msgs()[db], "count")
-			var v scValue
-			for range 5 {
-				v = cnt.step()
-			}
-			obs.WaitFor(db, 10*time.Second, fmt.Sprintf("live value %d", v.v), scHasValue(v.v, alias, false))
+			cnt.liveStart(obs, 5)
 			scWaitStat(t, a, 20*time.Second, "an empty buffer", func(s Stats) bool { return s.Buffer.Records == 0 })
 			stop()
 			seen := scCounterSeen(t, obs.Msgs(), "count")

@@ -21,14 +21,7 @@ func TestDataQoS1(t *testing.T) {
 	a, stop, _ := scRun(t, scConfig(scOpts{servers: []string{proxy.URL()}, stateDir: t.TempDir(), plc: sim.URL(), mqtt: "data_qos: 1"}))
 	cnt := newSCCounter(t, sim, a)
 
-	nb := obs.WaitFor(0, 10*time.Second, "NBIRTH", testutil.Is(sparkplug.NBIRTH, ""))
-	db := obs.WaitFor(nb, 5*time.Second, "DBIRTH", testutil.Is(sparkplug.DBIRTH, "plc1"))
-	alias := scAliasOf(t, obs.Msgs()[db], "count")
-	var v scValue
-	for range 5 {
-		v = cnt.step()
-	}
-	obs.WaitFor(db, 10*time.Second, fmt.Sprintf("live value %d", v.v), scHasValue(v.v, alias, false))
+	alias := cnt.liveStart(obs, 5)
 	scWaitStat(t, a, 20*time.Second, "an empty buffer after live delivery", func(s Stats) bool { return s.Buffer.Records == 0 })
 
 	// An outage: the values read meanwhile are replayed, at QoS 1 too.
@@ -48,6 +41,7 @@ func TestDataQoS1(t *testing.T) {
 		t.Errorf("bdSeq after reconnect %d, want > 0", bd)
 	}
 	scWaitReplayed(t, obs, nb2, outage, 10*time.Second)
+	var v scValue
 	for range 3 {
 		v = cnt.step()
 	}

@@ -185,6 +185,22 @@ func newSCCounter(t testing.TB, sim *modbustest.Server, a *Agent) *scCounter {
 	return &scCounter{t: t, sim: sim, a: a, perScan: 1}
 }
 
+// liveStart waits for the NBIRTH and plc1's DBIRTH, then steps the counter
+// n times and waits for the last value to arrive live. It returns the
+// counter's alias.
+func (c *scCounter) liveStart(obs *testutil.Observer, n int) uint64 {
+	c.t.Helper()
+	nb := obs.WaitFor(0, 10*time.Second, "NBIRTH", testutil.Is(sparkplug.NBIRTH, ""))
+	db := obs.WaitFor(nb, 5*time.Second, "DBIRTH", testutil.Is(sparkplug.DBIRTH, "plc1"))
+	alias := scAliasOf(c.t, obs.Msgs()[db], "count")
+	var v scValue
+	for range n {
+		v = c.step()
+	}
+	obs.WaitFor(db, 10*time.Second, fmt.Sprintf("live value %d", v.v), scHasValue(v.v, alias, false))
+	return alias
+}
+
 func (c *scCounter) step() scValue {
 	c.t.Helper()
 	v := scValue{v: uint32(len(c.vals) + 1), set: time.Now()}
