@@ -143,13 +143,18 @@ func (d *device) isOnline() bool {
 	return d.online
 }
 
+// eventSamples is the number of samples an event as put describes it
+// carries.
+func (d *device) eventSamples(kind recordKind, tags []int32) int {
+	if kind == recOnline {
+		return len(d.tags)
+	}
+	return len(tags)
+}
+
 // appendRecord encodes an event of this device as put describes it.
 func (d *device) appendRecord(dst []byte, kind recordKind, at int64, tags []int32) []byte {
-	n := len(tags)
-	if kind == recOnline {
-		n = len(d.tags)
-	}
-	dst = appendRecordHeader(dst, kind, d.cfg.ID, at, n)
+	dst = appendRecordHeader(dst, kind, d.cfg.ID, at, d.eventSamples(kind, tags))
 	if kind == recOnline {
 		for i := range d.tags {
 			p := d.point(i)

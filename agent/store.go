@@ -36,11 +36,7 @@ func (s *store) put(d *device, kind recordKind, at int64, tags []int32) error {
 	}
 	s.mu.RUnlock()
 	if err != nil {
-		n := len(tags)
-		if kind == recOnline {
-			n = len(d.tags)
-		}
-		s.failed.Add(uint64(max(1, n)))
+		s.failed.Add(uint64(max(1, d.eventSamples(kind, tags))))
 		return err
 	}
 	select {
