@@ -377,9 +377,13 @@ func newSparkCounter(tb testing.TB, url string) *sparkCounter {
 	if tok := c.client.Subscribe("spBv1.0/bench/#", 0, c.handle); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		tb.Fatalf("counter subscribing: %v", tok.Error())
 	}
-	tb.Cleanup(func() { c.client.Disconnect(0) })
 	return c
 }
+
+// close unsubscribes the counter. Each run of a benchmark closes its
+// counter: one left subscribed would make the broker fan every later
+// run's messages out to it too.
+func (c *sparkCounter) close() { c.client.Disconnect(0) }
 
 func (c *sparkCounter) handle(_ mqtt.Client, m mqtt.Message) {
 	// spBv1.0/bench/<TYPE>/edge1[/device]
@@ -533,6 +537,7 @@ func BenchmarkAgentCost(b *testing.B) {
 func agentCostOnce(b *testing.B, broker *testutil.Broker, sims []*modbustest.Server, urls []string, bin string, every time.Duration, frac float64) {
 	const poll = time.Second
 	obs := newSparkCounter(b, broker.URL())
+	defer obs.close()
 	cfg := benchConfig{dir: b.TempDir(), servers: []string{broker.URL()}, plcs: urls, tags: benchTags, poll: poll}
 	p := startAgent(b, bin, cfg.write(b))
 	obs.waitBirths(b, p, benchDevices)
@@ -636,6 +641,7 @@ type replayResult struct {
 
 func replayOnce(b *testing.B, broker *testutil.Broker, urls []string, bin string, total, perRecord, maxMetrics int) replayResult {
 	obs := newSparkCounter(b, broker.URL())
+	defer obs.close()
 	cfg := benchConfig{dir: b.TempDir(), servers: []string{broker.URL()}, plcs: urls, tags: benchTags, poll: time.Second,
 		buffer: fmt.Sprintf("replay_rate: 1000000\nmax_metrics_per_message: %d", maxMetrics)}
 	config := cfg.write(b)
