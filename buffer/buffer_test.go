@@ -531,6 +531,44 @@ func TestLargeAckChunked(t *testing.T) {
 	}
 }
 
+// Deletes that empty many B+tree leaves in one transaction (records of
+// 2 KB, one or two per 4 KiB page) delete exactly what was asked, the
+// front and a range in the middle, and keep the rest across a reopen.
+func TestDeleteAcrossManyLeaves(t *testing.T) {
+	forEachMode(t, func(t *testing.T, m mode) {
+		f := newFixture(t, m)
+		b := f.open()
+		const n = 3000
+		for i := 1; i <= n; i += 100 {
+			var batch [][]byte
+			for k := i; k < i+100; k++ {
+				batch = append(batch, payload(k, 2000))
+			}
+			mustAppend(t, b, batch...)
+		}
+		if err := b.AckRange(1001, 2500); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Ack(500); err != nil {
+			t.Fatal(err)
+		}
+		want := append(span(501, 1000), span(2501, n)...)
+		check := func(when string) {
+			t.Helper()
+			if got := seqs(all(t, b, 0)); !slices.Equal(got, want) {
+				t.Fatalf("%s: %d records %v..., want %d", when, len(got), got[:min(len(got), 5)], len(want))
+			}
+			if s := b.Stats(); s.Records != len(want) || s.OldestSeq != 501 || s.NewestSeq != n || s.Bytes != int64(len(want))*accounted(len(payload(1, 2000))) {
+				t.Fatalf("%s: stats %+v", when, s)
+			}
+		}
+		check("after the deletes")
+		b.Close()
+		b = f.open()
+		check("after reopen")
+	})
+}
+
 // AckRange deletes proven records in the middle of the queue (live data
 // proven while older history is still being replayed) and keeps the rest,
 // in order, across a reopen.

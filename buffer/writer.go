@@ -365,7 +365,7 @@ func (b *Buffer) runAck(g *group, st *state, r *request) error {
 
 // runAckRange deletes the records from r.from to r.upTo that are not at the
 // front: the uplink proves live records while older history is still
-// being replayed.
+// being replayed. It deletes as deleteFront does (see there).
 func (b *Buffer) runAckRange(g *group, st *state, r *request) error {
 	lo := sort.Search(len(st.mem), func(i int) bool { return st.mem[i].seq >= r.from })
 	hi := sort.Search(len(st.mem), func(i int) bool { return st.mem[i].seq > r.upTo })
@@ -387,13 +387,15 @@ func (b *Buffer) runAckRange(g *group, st *state, r *request) error {
 	from := seqKey(r.from)
 	n := 0
 	var freed int64
-	for k, v := c.Seek(from); k != nil && keySeq(k) <= r.upTo && n < g.budget; k, v = c.Seek(from) {
-		sz := accounted(max(len(v)-8, 0))
+	var next [8]byte
+	for k, v := c.Seek(from); k != nil && keySeq(k) <= r.upTo && n < g.budget; k, v = c.Seek(next[:]) {
+		seq, sz := keySeq(k), accounted(max(len(v)-8, 0))
 		if err := c.Delete(); err != nil {
-			return fmt.Errorf("deleting record %d: %w", keySeq(k), err)
+			return fmt.Errorf("deleting record %d: %w", seq, err)
 		}
 		n++
 		freed += sz
+		putSeq(next[:], seq+1)
 	}
 	g.budget -= n
 	st.acked += uint64(n)
@@ -535,22 +537,29 @@ func put(g *group, st *state, seq uint64, ts int64, data []byte) error {
 // deleteFront deletes disk records from the oldest while their seq <= upTo
 // or fewer than need bytes were freed, at most limit records (limit < 0: no
 // limit). It returns the records deleted and their accounted bytes.
+//
+// After Cursor.Delete, Next would skip an element, and First (or a Seek of
+// the deleted key) walks every leaf this transaction has emptied, which
+// makes deleting n records cost O(n²). Seeking just past the deleted key
+// lands at once.
 func deleteFront(g *group, st *state, upTo uint64, need int64, limit int) (int, int64, error) {
 	c := g.bkt.Cursor()
 	n := 0
 	var freed int64
+	var next [8]byte
 	k, v := c.First()
-	for ; k != nil && n != limit; k, v = c.First() {
-		if keySeq(k) > upTo && freed >= need {
+	for ; k != nil && n != limit; k, v = c.Seek(next[:]) {
+		seq := keySeq(k)
+		if seq > upTo && freed >= need {
 			break
 		}
 		sz := accounted(max(len(v)-8, 0))
-		// Cursor.Delete followed by Next skips an element; First is safe.
 		if err := c.Delete(); err != nil {
-			return n, freed, fmt.Errorf("deleting record %d: %w", keySeq(k), err)
+			return n, freed, fmt.Errorf("deleting record %d: %w", seq, err)
 		}
 		n++
 		freed += sz
+		putSeq(next[:], seq+1)
 	}
 	st.dCount -= n
 	st.dBytes -= freed
