@@ -14,9 +14,10 @@ import (
 
 // Broker is a real Mosquitto process on a loopback port.
 type Broker struct {
-	t    testing.TB
-	port int
-	conf string
+	t       testing.TB
+	port    int
+	tlsPort int // 0 without a TLS listener
+	conf    string
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -37,6 +38,19 @@ func MosquittoPath() (string, error) {
 // failure, not a skip: `make test` installs it.
 func Mosquitto(t testing.TB) *Broker {
 	t.Helper()
+	return startMosquitto(t, nil)
+}
+
+// MosquittoTLS is Mosquitto with a second listener, on TLSURL, that
+// speaks TLS with f's server certificate and admits only clients with a
+// certificate signed by f's CA.
+func MosquittoTLS(t testing.TB, f TLSFiles) *Broker {
+	t.Helper()
+	return startMosquitto(t, &f)
+}
+
+func startMosquitto(t testing.TB, f *TLSFiles) *Broker {
+	t.Helper()
 	if _, err := MosquittoPath(); err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +58,17 @@ func Mosquitto(t testing.TB) *Broker {
 	b := &Broker{t: t, port: FreePort(t), conf: filepath.Join(dir, "mosquitto.conf")}
 	// Queues large enough that the observer never loses a message to the
 	// broker's own limits: the tests count every sample.
-	conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\nmax_queued_bytes 0\nmax_inflight_messages 0\nlog_dest stderr\nlog_type error\nlog_type warning\n", b.port)
+	// Run as root, Mosquitto would drop to user mosquitto, who cannot
+	// read the test's private temporary directories; as anyone else the
+	// setting has no effect.
+	conf := "user root\nallow_anonymous true\npersistence false\nmax_queued_messages 0\nmax_queued_bytes 0\nmax_inflight_messages 0\nlog_dest stderr\nlog_type error\nlog_type warning\n"
+	if f != nil {
+		// Before the plain listener, which Start waits for: Mosquitto
+		// opens them in order.
+		b.tlsPort = FreePort(t)
+		conf += fmt.Sprintf("listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\n", b.tlsPort, f.CA, f.ServerCert, f.ServerKey)
+	}
+	conf += fmt.Sprintf("listener %d 127.0.0.1\n", b.port)
 	if err := os.WriteFile(b.conf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -55,6 +79,9 @@ func Mosquitto(t testing.TB) *Broker {
 
 // URL is the broker's tcp:// address.
 func (b *Broker) URL() string { return fmt.Sprintf("tcp://127.0.0.1:%d", b.port) }
+
+// TLSURL is the ssl:// address of the TLS listener of MosquittoTLS.
+func (b *Broker) TLSURL() string { return fmt.Sprintf("ssl://127.0.0.1:%d", b.tlsPort) }
 
 // Addr is host:port.
 func (b *Broker) Addr() string { return fmt.Sprintf("127.0.0.1:%d", b.port) }
