@@ -35,8 +35,9 @@ import (
 // publish on the receipt topic after the data (or, with data_qos 1, the
 // last data message itself). The broker acknowledges it only after it has
 // read everything sent before it on the same connection, and paho writes
-// publishes of both QoS in order. A receipt whose connection dropped in
-// between proves nothing and is ignored.
+// publishes of both QoS in order (gathered by a batchConn, which keeps
+// it). A receipt whose connection dropped in between proves nothing and
+// is ignored.
 type uplink struct {
 	cfg   *Config
 	log   *slog.Logger
@@ -268,6 +269,7 @@ func (u *uplink) clientOptions(server string, gen uint64) (*mqtt.ClientOptions, 
 		SetCleanSession(true).SetAutoReconnect(false).SetConnectRetry(false).
 		SetKeepAlive(m.Keepalive.D()).SetPingTimeout(max(time.Second, m.Keepalive.D()/2)).
 		SetConnectTimeout(m.ConnectTimeout.D()).SetOrderMatters(false).
+		SetCustomOpenConnectionFn(dialBroker).
 		SetBinaryWill(u.nodeTopic.death, death, 1, false).
 		SetDefaultPublishHandler(func(_ mqtt.Client, msg mqtt.Message) { u.msgs <- msg }).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
