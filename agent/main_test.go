@@ -58,11 +58,12 @@ type childAgent struct {
 }
 
 // startChildAgent runs the agent with the configuration in file as a
-// separate process (this test binary, re-executed).
-func startChildAgent(t testing.TB, file string) *childAgent {
+// separate process (this test binary, re-executed), with env (KEY=value)
+// added to its environment.
+func startChildAgent(t testing.TB, file string, env ...string) *childAgent {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envChildConfig+"="+file)
+	cmd.Env = append(append(os.Environ(), envChildConfig+"="+file), env...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -1,11 +1,19 @@
 package agent
 
 import (
+	"bufio"
+	"encoding/binary"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -131,4 +139,124 @@ func wsBridge(t *testing.T, addr string) string {
 	}))
 	t.Cleanup(srv.Close)
 	return "ws://" + strings.TrimPrefix(srv.URL, "http://") + "/mqtt"
+}
+
+// With ALL_PROXY set, the agent reaches the broker through that SOCKS5
+// proxy, over plain TCP and over TLS. The agent runs as its own process:
+// the proxy package reads the environment once per process.
+func TestSOCKSProxyFromEnvironment(t *testing.T) {
+	pki := testutil.NewTLSFiles(t)
+	broker := testutil.MosquittoTLS(t, pki)
+	for _, tc := range []struct{ name, server, mqtt string }{
+		{"tcp", broker.URL(), ""},
+		{"TLS", broker.TLSURL(), fmt.Sprintf("  tls:\n    ca_file: %s\n    cert_file: %s\n    key_file: %s\n", pki.CA, pki.ClientCert, pki.ClientKey)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			socks := startSOCKS5(t)
+			obs := testutil.Observe(t, broker.URL())
+			sim := scSim(t)
+			file := filepath.Join(t.TempDir(), "agent.yaml")
+			if err := os.WriteFile(file, []byte(transportConfig(tc.server, t.TempDir(), sim.URL(), tc.mqtt)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			child := startChildAgent(t, file, "ALL_PROXY=socks5://"+socks.addr)
+			obs.WaitFor(0, 10*time.Second, "NBIRTH through the proxy", testutil.Is(sparkplug.NBIRTH, ""))
+			child.stop(t)
+			want := strings.TrimPrefix(strings.TrimPrefix(tc.server, "tcp://"), "ssl://")
+			if got := socks.targets(); len(got) == 0 || got[0] != want {
+				t.Fatalf("proxy was asked to connect to %v, want %s", got, want)
+			}
+		})
+	}
+}
+
+// socks5 is a SOCKS5 proxy (no authentication, CONNECT only) that
+// records the addresses it was asked to connect to.
+type socks5 struct {
+	addr string
+	mu   sync.Mutex
+	to   []string
+}
+
+func (s *socks5) targets() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.to)
+}
+
+func startSOCKS5(t *testing.T) *socks5 {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	s := &socks5{addr: ln.Addr().String()}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go s.serve(c)
+		}
+	}()
+	return s
+}
+
+func (s *socks5) serve(c net.Conn) {
+	defer c.Close()
+	r := bufio.NewReader(c)
+	// Greeting: VER NMETHODS METHODS...; choose "no authentication".
+	hdr := make([]byte, 2)
+	if _, err := io.ReadFull(r, hdr); err != nil || hdr[0] != 5 {
+		return
+	}
+	if _, err := io.ReadFull(r, make([]byte, hdr[1])); err != nil {
+		return
+	}
+	c.Write([]byte{5, 0})
+	// Request: VER CMD RSV ATYP ADDR PORT, with an IPv4 address or a name.
+	req := make([]byte, 4)
+	if _, err := io.ReadFull(r, req); err != nil || req[1] != 1 {
+		return
+	}
+	var host string
+	switch req[3] {
+	case 1:
+		ip := make([]byte, 4)
+		if _, err := io.ReadFull(r, ip); err != nil {
+			return
+		}
+		host = net.IP(ip).String()
+	case 3:
+		n, err := r.ReadByte()
+		if err != nil {
+			return
+		}
+		name := make([]byte, n)
+		if _, err := io.ReadFull(r, name); err != nil {
+			return
+		}
+		host = string(name)
+	default:
+		return
+	}
+	port := make([]byte, 2)
+	if _, err := io.ReadFull(r, port); err != nil {
+		return
+	}
+	target := net.JoinHostPort(host, strconv.Itoa(int(binary.BigEndian.Uint16(port))))
+	s.mu.Lock()
+	s.to = append(s.to, target)
+	s.mu.Unlock()
+	up, err := net.Dial("tcp", target)
+	if err != nil {
+		c.Write([]byte{5, 5, 0, 1, 0, 0, 0, 0, 0, 0})
+		return
+	}
+	defer up.Close()
+	c.Write([]byte{5, 0, 0, 1, 0, 0, 0, 0, 0, 0})
+	go func() { io.Copy(up, r); up.Close() }()
+	io.Copy(c, up)
 }
