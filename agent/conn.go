@@ -1,12 +1,11 @@
 package agent
 
 import (
+	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"sync"
 	"time"
 
@@ -15,19 +14,14 @@ import (
 )
 
 // dialBroker opens the connection to a broker URL for paho, as paho would
-// (tcp and mqtt through any proxy in the environment; ssl, tls, mqtts
-// with o.TLSConfig; ws and wss), and wraps it in a batchConn.
+// (tcp and mqtt, or with TLS ssl, tls and mqtts, through the SOCKS5 proxy
+// in ALL_PROXY if one is set; ws and wss), and wraps it in a batchConn.
 func dialBroker(uri *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
-	// Not paho's default dialer: its 30 s timeout would outlast
-	// connect_timeout and hold up the walk to the next server.
-	d := &net.Dialer{Timeout: o.ConnectTimeout}
 	var conn net.Conn
 	var err error
 	switch uri.Scheme {
-	case "tcp", "mqtt":
-		conn, err = proxy.FromEnvironmentUsing(d).Dial("tcp", uri.Host)
-	case "ssl", "tls", "mqtts":
-		conn, err = dialTLS(d, uri.Host, o.TLSConfig)
+	case "tcp", "mqtt", "ssl", "tls", "mqtts":
+		conn, err = dialTCP(uri, o)
 	case "ws", "wss":
 		u := *uri
 		u.User = nil // the websocket dialer refuses URLs with credentials
@@ -45,22 +39,29 @@ func dialBroker(uri *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
 	return newBatchConn(conn), nil
 }
 
-func dialTLS(d *net.Dialer, host string, tc *tls.Config) (net.Conn, error) {
-	if os.Getenv("all_proxy") == "" && os.Getenv("ALL_PROXY") == "" {
-		return tls.DialWithDialer(d, "tcp", host, tc)
+// dialTCP connects, negotiates with the proxy and does the TLS handshake
+// all within connect_timeout. paho's own dialer gives the connect 30 s and
+// the rest no limit, which would hold up the walk to the next server.
+func dialTCP(uri *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
+	ctx := context.Background()
+	if o.ConnectTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.ConnectTimeout)
+		defer cancel()
 	}
-	raw, err := proxy.FromEnvironmentUsing(d).Dial("tcp", host)
-	if err != nil {
-		return nil, err
+	raw, err := proxy.Dial(ctx, "tcp", uri.Host)
+	if err != nil || uri.Scheme == "tcp" || uri.Scheme == "mqtt" {
+		return raw, err
 	}
-	if tc = tc.Clone(); tc == nil {
+	tc := o.TLSConfig.Clone()
+	if tc == nil {
 		tc = &tls.Config{}
 	}
 	if tc.ServerName == "" {
-		tc.ServerName, _, _ = net.SplitHostPort(host)
+		tc.ServerName = uri.Hostname()
 	}
 	c := tls.Client(raw, tc)
-	if err := c.Handshake(); err != nil {
+	if err := c.HandshakeContext(ctx); err != nil {
 		raw.Close()
 		return nil, err
 	}
@@ -99,7 +100,8 @@ const (
 	closeFlushFor = time.Second
 )
 
-var errConnClosed = errors.New("connection closed")
+// errConnClosed is what paho takes for a connection it closed itself.
+var errConnClosed = net.ErrClosed
 
 func newBatchConn(c net.Conn) *batchConn {
 	b := &batchConn{Conn: c, done: make(chan struct{})}
@@ -123,6 +125,22 @@ func (b *batchConn) Write(p []byte) (int, error) {
 	b.pending = append(b.pending, p...)
 	b.cond.Broadcast()
 	return len(p), nil
+}
+
+// Read returns the error of the failed socket write that closed the
+// connection, if one did: paho's reader ignores "use of closed network
+// connection", taking it for its own Close, and would otherwise learn of
+// the failure only at its next write.
+func (b *batchConn) Read(p []byte) (int, error) {
+	n, err := b.Conn.Read(p)
+	if err != nil {
+		b.mu.Lock()
+		if b.err != nil {
+			err = b.err
+		}
+		b.mu.Unlock()
+	}
+	return n, err
 }
 
 func (b *batchConn) writer() {

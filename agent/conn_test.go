@@ -2,13 +2,18 @@ package agent
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
 	"net"
+	"net/url"
+	"os"
 	"sync"
 	"testing"
 	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
 )
 
 // tcpPair returns a batchConn dialled over loopback TCP and the server's
@@ -188,13 +193,52 @@ func TestBatchConnWriteErrorEndsConnection(t *testing.T) {
 	}
 	select {
 	case err := <-readErr:
-		if err == nil {
-			t.Fatal("Read returned no error")
+		// The write's error, not the close's, which paho would ignore.
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("Read returned %v, want the failed write's deadline error", err)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("a failed write did not end the connection")
 	}
 	if _, err := b.Write([]byte("y")); err == nil {
 		t.Fatal("Write after a failed socket write succeeded")
+	}
+}
+
+// A broker address that accepts the connection and then says nothing
+// (a hung TLS terminator, a stalled proxy) fails the dial at
+// connect_timeout instead of hanging paho's connect for ever.
+func TestDialGivesUpAtConnectTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	o := mqtt.NewClientOptions().SetConnectTimeout(300 * time.Millisecond)
+	u, _ := url.Parse("ssl://" + ln.Addr().String())
+	done := make(chan error, 1)
+	go func() {
+		c, err := dialBroker(u, *o)
+		if c != nil {
+			c.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("dial returned %v, want the connect timeout", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("dial to a silent TLS endpoint did not give up")
 	}
 }
