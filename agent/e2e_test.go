@@ -108,11 +108,7 @@ devices:
 
 func newSim(t testing.TB) *modbustest.Server {
 	t.Helper()
-	sim, err := modbustest.NewServer("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sim.Close() })
+	sim := scSim(t)
 	sim.SetFloat32(modbus.Holding, 0, modbus.ABCD, 1.5)
 	sim.SetInt16(modbus.Input, 0, modbus.ABCD, 250)
 	sim.SetUint32(modbus.Holding, 2, modbus.CDAB, 4000000000)

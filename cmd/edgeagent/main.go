@@ -77,6 +77,18 @@ func configFlag(fs *flag.FlagSet) *string {
 	return fs.String("c", "/etc/edgeagent/config.yaml", "configuration file")
 }
 
+// loadFromArgs parses a command whose only flag is -c and loads that
+// configuration; it returns the file's path too.
+func loadFromArgs(cmd string, args []string) (*agent.Config, string, error) {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	file := configFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return nil, "", err
+	}
+	cfg, err := agent.Load(*file)
+	return cfg, *file, err
+}
+
 func newLogger(w io.Writer, level, format string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level))
@@ -88,12 +100,7 @@ func newLogger(w io.Writer, level, format string) *slog.Logger {
 }
 
 func cmdRun(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	file := configFlag(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	cfg, err := agent.Load(*file)
+	cfg, _, err := loadFromArgs("run", args)
 	if err != nil {
 		return err
 	}
@@ -130,12 +137,7 @@ func cmdRun(ctx context.Context, args []string) error {
 }
 
 func cmdValidate(args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
-	file := configFlag(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	cfg, err := agent.Load(*file)
+	cfg, file, err := loadFromArgs("validate", args)
 	if err != nil {
 		return err
 	}
@@ -147,6 +149,6 @@ func cmdValidate(args []string, out io.Writer) error {
 		}
 		tags += n
 	}
-	fmt.Fprintf(out, "%s: ok (%s/%s, %d devices, %d tags, %d servers)\n", *file, cfg.Node.GroupID, cfg.Node.EdgeNodeID, len(cfg.Devices), tags, len(cfg.MQTT.Servers))
+	fmt.Fprintf(out, "%s: ok (%s/%s, %d devices, %d tags, %d servers)\n", file, cfg.Node.GroupID, cfg.Node.EdgeNodeID, len(cfg.Devices), tags, len(cfg.MQTT.Servers))
 	return nil
 }
