@@ -1,47 +1,80 @@
-// Package agent runs edgeagent: it loads and validates configuration,
-// starts one scanner per device and the uplink to the central broker, and
-// stops them in order.
+// Package agent is edgeagent's lifecycle: it builds the parts from a
+// configuration, runs them, reloads them, and stops them in order. It owns
+// the buffer and the uplink for the life of the process and the set of
+// device scanners, which a reload changes.
 //
-// Data flows one way: device scanners read PLCs through drivers, scale
-// and filter by exception, and store every event in the buffer (the
-// store); the uplink, the only goroutine that publishes, reads the buffer
-// in order, publishes Sparkplug B, and deletes records once the broker
-// has provably received them. Commands (rebirth, writes) come back
-// through the uplink to the scanner that owns the device.
+// The parts, one job each:
 //
-// Lifecycle: New (builds drivers and opens the buffer; no network I/O)
-// → Run (until its context ends) → stop: scanners stop first, the uplink
-// publishes what they stored, then DDEATHs, the NDEATH and DISCONNECT;
-// anything not yet proven delivered stays in the buffer for next time.
+//	config   the YAML model, loading and validation (every error, at file:line:col)
+//	scan     one Scanner per device: read, scale, report by exception, store events
+//	record   the format of the events in the buffer
+//	uplink   the one MQTT session: births, seq, publish, receipts, commands, STATE
+//	health   loop liveness (the systemd watchdog), /healthz, /readyz, /metrics
+//
+// Data flows one way: scanners store events in the buffer (through a
+// scan.Store); the uplink reads the buffer in order, publishes, and deletes
+// what the broker provably received. The uplink sees devices only through
+// uplink.Device, a read-only view plus Write, the one way back (commands
+// to the scanner that owns the device).
+//
+// Lifecycle: New (opens the buffer; no network I/O) → Run (until its
+// context ends; Reload any number of times meanwhile) → stop: scanners stop
+// first, the uplink publishes what they stored, then DDEATHs, the NDEATH
+// and DISCONNECT; anything not proven delivered stays in the buffer for
+// next time.
 package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
+	"github.com/edgeagent/edgeagent/agent/config"
+	"github.com/edgeagent/edgeagent/agent/health"
+	"github.com/edgeagent/edgeagent/agent/scan"
+	"github.com/edgeagent/edgeagent/agent/uplink"
 	"github.com/edgeagent/edgeagent/buffer"
 )
 
 // Agent is a configured edge node.
 type Agent struct {
-	cfg   *Config
 	log   *slog.Logger
 	buf   *buffer.Buffer
-	store *store
-	devs  []*device
-	up    *uplink
+	store *scan.Store
+	up    *uplink.Uplink
+	mon   *health.Monitor
+
+	// mu serializes Run's start and stop with Reload, and guards what
+	// they change.
+	mu      sync.Mutex
+	cfg     *config.Config
+	devs    []*device // running, in configuration order
+	scanCtx context.Context
+	running bool
+	scans   sync.WaitGroup
+	health  *healthServer
+
+	reloads [3]atomic.Uint64 // by health.ReloadResults
 }
 
-// New builds an agent from a validated configuration. It opens the buffer
-// but connects to nothing.
-func New(cfg *Config, log *slog.Logger) (*Agent, error) {
+// device is one running scanner.
+type device struct {
+	cfg  config.Device
+	scan *scan.Scanner
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+// New builds an agent from a loaded configuration. It opens the buffer but
+// connects to nothing. Loggers made by NewLogger follow the log section
+// across reloads.
+func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 	for _, dir := range []string{cfg.StateDir, filepath.Dir(cfg.Buffer.Path)} {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return nil, fmt.Errorf("creating state directory: %w", err)
@@ -55,28 +88,45 @@ func New(cfg *Config, log *slog.Logger) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening buffer: %w", err)
 	}
-	a := &Agent{cfg: cfg, log: log, buf: buf, store: newStore(buf)}
-	for i, dc := range cfg.Devices {
-		d, err := newDevice(i, dc, log, a.store)
-		if err != nil {
-			buf.Close()
-			return nil, err
-		}
-		a.devs = append(a.devs, d)
+	a := &Agent{cfg: cfg, log: log, buf: buf, store: scan.NewStore(buf), mon: health.NewMonitor()}
+	for _, dc := range cfg.Devices {
+		a.devs = append(a.devs, a.newDevice(dc))
 	}
-	// Keep the configuration without the devices' YAML syntax trees:
-	// with large tag maps they outweigh everything else the agent holds.
-	c := *cfg
-	c.Devices = slices.Clone(cfg.Devices)
-	for i := range c.Devices {
-		c.Devices[i].decode, c.Devices[i].decodeTags = nil, nil
-	}
-	a.cfg, cfg = &c, &c
-	a.up = newUplink(cfg, log.With("component", "uplink", "group", cfg.Node.GroupID, "edge_node", cfg.Node.EdgeNodeID), a.store, a.devs)
+	a.up = uplink.New(cfg, buf, a.store, a.views(), a.mon, a.uplinkLog(cfg))
 	return a, nil
 }
 
-// Run runs until ctx ends, then stops in order and closes the buffer.
+func (a *Agent) newDevice(dc config.Device) *device {
+	return &device{cfg: dc, scan: scan.New(dc, a.store, a.mon, a.log)}
+}
+
+func (a *Agent) uplinkLog(cfg *config.Config) *slog.Logger {
+	return a.log.With("component", "uplink", "group", cfg.Node.GroupID, "edge_node", cfg.Node.EdgeNodeID)
+}
+
+// views lists the running devices as the uplink sees them.
+func (a *Agent) views() []uplink.Device {
+	out := make([]uplink.Device, len(a.devs))
+	for i, d := range a.devs {
+		out[i] = d.scan
+	}
+	return out
+}
+
+// start runs a device's scanner. Called with mu held.
+func (a *Agent) start(d *device) {
+	ctx, cancel := context.WithCancel(a.scanCtx)
+	d.stop, d.done = cancel, make(chan struct{})
+	a.scans.Add(1)
+	go func() {
+		defer a.scans.Done()
+		defer close(d.done)
+		d.scan.Run(ctx)
+	}()
+}
+
+// Run runs until ctx ends, then stops in order and closes the buffer. It
+// returns early with an error only if the uplink fails for good.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.buf.Close()
 	scanCtx, stopScans := context.WithCancel(context.Background())
@@ -84,62 +134,45 @@ func (a *Agent) Run(ctx context.Context) error {
 	upCtx, stopUplink := context.WithCancel(context.Background())
 	defer stopUplink()
 
-	var scans errgroup.Group
+	a.mu.Lock()
+	a.scanCtx, a.running = scanCtx, true
 	for _, d := range a.devs {
-		scans.Go(func() error { return d.run(scanCtx) })
+		a.start(d)
 	}
-	upDone := make(chan error, 1)
-	go func() { upDone <- a.up.run(upCtx) }()
-	if addr := a.cfg.Health.Listen; addr != "" {
-		hctx, stopHealth := context.WithCancel(context.Background())
-		defer stopHealth()
-		go func() {
-			if err := a.serveHealth(hctx, addr); err != nil {
-				a.log.Error("health endpoint failed", "listen", addr, "err", err)
-			}
-		}()
-	}
+	a.startHealth(a.cfg.Health.Listen)
+	cfg := a.cfg
+	a.mu.Unlock()
 
-	a.log.Info("edgeagent running", "devices", len(a.devs), "servers", a.cfg.MQTT.Servers, "buffer", a.cfg.Buffer.Path, "mode", a.cfg.Buffer.Mode)
+	upDone := make(chan error, 1)
+	go func() { upDone <- a.up.Run(upCtx) }()
+	a.log.Info("edgeagent running", "devices", len(cfg.Devices), "servers", cfg.MQTT.Servers, "buffer", cfg.Buffer.Path, "mode", cfg.Buffer.Mode)
+
+	var err error
 	select {
 	case <-ctx.Done():
-	case err := <-upDone:
-		stopScans()
-		scans.Wait()
-		return err
+	case err = <-upDone:
 	}
+	a.mu.Lock()
+	a.running = false
+	a.stopHealth()
+	a.mu.Unlock()
 	a.log.Info("stopping: scanners first")
 	stopScans()
-	scans.Wait()
+	a.scans.Wait()
+	if err != nil {
+		return err
+	}
 	// Give the uplink a moment to publish what the scanners stored last.
-	a.up.drainBy.Store(time.Now().Add(3 * time.Second).UnixNano())
+	a.up.DrainBy(time.Now().Add(3 * time.Second))
 	stopUplink()
-	err := <-upDone
+	err = <-upDone
 	a.log.Info("stopped", "buffered_records", a.buf.Stats().Records)
 	return err
 }
 
-// Stats is a snapshot of the agent's counters.
-type Stats struct {
-	Connected          bool
-	Published          uint64
-	Samples            uint64
-	HistoricalSamples  uint64
-	DroppedUnknown     uint64
-	DroppedCorrupt     uint64
-	StoreFailed        uint64
-	Connects, Rebirths uint64
-	CommandsRefused    uint64
-	Buffer             buffer.Stats
-}
+// Stalled names the loops that stopped turning within limit (see
+// health.Monitor): while it is empty the agent is alive.
+func (a *Agent) Stalled(limit time.Duration) []string { return a.mon.Stalled(limit) }
 
-// Stats returns the agent's counters.
-func (a *Agent) Stats() Stats {
-	s := &a.up.stats
-	return Stats{
-		Connected: s.connected.Load(), Published: s.published.Load(), Samples: s.samples.Load(),
-		HistoricalSamples: s.historical.Load(), DroppedUnknown: s.droppedUnknown.Load(), DroppedCorrupt: s.droppedCorrupt.Load(),
-		StoreFailed: a.store.failed.Load(), Connects: s.connects.Load(), Rebirths: s.rebirths.Load(),
-		CommandsRefused: s.commandsRefused.Load(), Buffer: a.buf.Stats(),
-	}
-}
+// errNotRunning refuses a reload before Run started or after it stopped.
+var errNotRunning = errors.New("the agent is not running")

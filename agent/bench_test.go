@@ -47,6 +47,8 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/edgeagent/edgeagent/agent/config"
+	"github.com/edgeagent/edgeagent/agent/record"
 	"github.com/edgeagent/edgeagent/buffer"
 	"github.com/edgeagent/edgeagent/drivers"
 	"github.com/edgeagent/edgeagent/drivers/modbus/modbustest"
@@ -173,26 +175,6 @@ func benchChanger(sims []*modbustest.Server, tags int, every time.Duration, frac
 	})
 	var once sync.Once
 	return func() { once.Do(func() { close(done); wg.Wait() }) }
-}
-
-var buildMu sync.Mutex
-
-// buildAgent builds ./cmd/edgeagent as `make build` does, into dir.
-func buildAgent(tb testing.TB, dir string) string {
-	tb.Helper()
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		tb.Fatalf("building the agent: %v", err)
-	}
-	bin := filepath.Join(dir, "edgeagent")
-	cmd := exec.Command(goBin, "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "github.com/edgeagent/edgeagent/cmd/edgeagent")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		tb.Fatalf("building the agent: %v\n%s", err, out)
-	}
-	return bin
 }
 
 // agentProc is the agent running as its own process.
@@ -517,7 +499,7 @@ func benchWindow() time.Duration {
 func BenchmarkAgentCost(b *testing.B) {
 	broker := testutil.Mosquitto(b)
 	sims, urls := benchSims(b, benchDevices, benchTags)
-	bin := buildAgent(b, b.TempDir())
+	bin := testutil.AgentBinary(b)
 	for _, sc := range []struct {
 		name  string
 		every time.Duration
@@ -586,7 +568,7 @@ func agentCostOnce(b *testing.B, broker *testutil.Broker, sims []*modbustest.Ser
 }
 
 // BenchmarkReplay pre-fills the agent's buffer with a backlog of 1,000,000
-// samples (records encoded by appendRecord, as scans store them; 10
+// samples (records encoded by record.Append, as scans store them; 10
 // devices, 1,000 uint16 tags), then starts the agent binary against
 // Mosquitto with replay_rate 1,000,000 and measures, at a host, historical
 // DDATA messages/s and samples/s from the first historical message to the
@@ -602,7 +584,7 @@ func BenchmarkReplay(b *testing.B) {
 	const total = 1_000_000
 	broker := testutil.Mosquitto(b)
 	_, urls := benchSims(b, benchDevices, benchTags)
-	bin := buildAgent(b, b.TempDir())
+	bin := testutil.AgentBinary(b)
 	for _, sc := range []struct {
 		perRecord, maxMetrics int
 	}{
@@ -714,16 +696,16 @@ func prefillBacklog(tb testing.TB, path string, devices, tags, total, perRecord 
 		dt[i].Name = benchTagName(i)
 	}
 	t0 := time.Now().Add(-3 * time.Hour).UnixMilli()
-	pts := make([]Point, perRecord)
+	pts := make([]record.Point, perRecord)
 	var batch [][]byte
 	for i := 0; i*perRecord < total; i++ {
 		dev, scan := i%devices, i/devices
 		at := t0 + int64(scan)*1000
 		first := (scan * perRecord) % tags
 		for k := range pts {
-			pts[k] = Point{Tag: int32((first + k) % tags), Value: drivers.UintValue(drivers.Uint16, uint64(uint16(scan+k))), Time: at}
+			pts[k] = record.Point{Tag: int32((first + k) % tags), Value: drivers.UintValue(drivers.Uint16, uint64(uint16(scan+k))), Time: at}
 		}
-		rec := appendRecord(nil, recData, fmt.Sprintf("plc%02d", dev), dt, at, pts)
+		rec := record.Append(nil, record.Data, fmt.Sprintf("plc%02d", dev), dt, at, pts)
 		size += int64(len(rec))
 		batch = append(batch, rec)
 		records++
@@ -753,7 +735,7 @@ func prefillBacklog(tb testing.TB, path string, devices, tags, total, perRecord 
 func BenchmarkBacklogRSS(b *testing.B) {
 	const want = 1_000_000
 	sims, urls := benchSims(b, benchDevices, benchTags)
-	bin := buildAgent(b, b.TempDir())
+	bin := testutil.AgentBinary(b)
 	for range b.N {
 		backlogRSSOnce(b, sims, urls, bin, want)
 	}
@@ -835,7 +817,7 @@ func backlogRSSOnce(b *testing.B, sims []*modbustest.Server, urls []string, bin 
 func countBuffered(tb testing.TB, buf *buffer.Buffer) (samples, records int) {
 	tb.Helper()
 	var after uint64
-	var r record
+	var r record.Record
 	for {
 		recs, err := buf.Peek(after, 1000, 8<<20)
 		if err != nil {
@@ -845,10 +827,10 @@ func countBuffered(tb testing.TB, buf *buffer.Buffer) (samples, records int) {
 			return samples, records
 		}
 		for _, rec := range recs {
-			if err := decodeRecord(rec.Data, &r); err != nil {
+			if err := record.Decode(rec.Data, &r); err != nil {
 				tb.Fatalf("record %d: %v", rec.Seq, err)
 			}
-			samples += len(r.points)
+			samples += len(r.Samples)
 			records++
 		}
 		after = recs[len(recs)-1].Seq
@@ -866,7 +848,7 @@ func BenchmarkLoadConfig(b *testing.B) {
 			var ms0, ms1 runtime.MemStats
 			runtime.ReadMemStats(&ms0)
 			for b.Loop() {
-				if _, err := Load(path); err != nil {
+				if _, err := config.Load(path); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -966,27 +948,22 @@ func (p *simProc) set(start, count, base int) {
 	}
 }
 
-// scanHarness drives the devices and the uplink of an in-process agent
-// through the same methods their goroutines call: each device scans in a
-// goroutine of its own, as in the agent, and the uplink publishes once
-// they have all stored their scan, as it does after its linger.
-type scanHarness struct {
-	a     *Agent
-	u     *uplink
-	ctx   context.Context
-	start []chan struct{}
-	done  chan scanResult
+// scanRig runs the agent in this process against the simulators, with
+// scans every scanPoll, for measuring what one tick of scans costs.
+type scanRig struct {
+	a       *Agent
+	devices int
 }
 
-type scanResult struct {
-	samples int
-	err     error
-}
+// scanPoll is the rig's poll interval: short, so a benchmark needs few
+// seconds, and long enough for 10 scans, their publish, receipt and delete
+// to finish well within half of it on a slow machine.
+const scanPoll = 250 * time.Millisecond
 
-func newScanHarness(b *testing.B, broker string, plcs []string) *scanHarness {
+func newScanRig(b *testing.B, broker string, plcs []string) *scanRig {
 	b.Helper()
-	cfg := benchConfig{dir: b.TempDir(), servers: []string{broker}, plcs: plcs, tags: benchTags, poll: time.Second}
-	c, err := Load(cfg.write(b))
+	cfg := benchConfig{dir: b.TempDir(), servers: []string{broker}, plcs: plcs, tags: benchTags, poll: scanPoll}
+	c, err := config.Load(cfg.write(b))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -994,91 +971,35 @@ func newScanHarness(b *testing.B, broker string, plcs []string) *scanHarness {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { a.buf.Close() })
-	h := &scanHarness{a: a, u: a.up, ctx: context.Background(), done: make(chan scanResult, len(a.devs))}
-
-	// The uplink's session, as uplink.run and uplink.session set it up.
-	u := h.u
-	u.acks = startAcker(u.store.buf, u.log)
-	b.Cleanup(u.acks.stop)
-	u.gen = 1
-	opts, err := u.clientOptions(broker, u.gen)
-	if err != nil {
-		b.Fatal(err)
-	}
-	cl := mqtt.NewClient(opts)
-	if err := wait(cl.Connect(), 10*time.Second); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { cl.Disconnect(0) })
-	u.client = cl
-	u.startSession()
-	if err := u.births(); err != nil {
-		b.Fatal(err)
-	}
-
-	// Each device comes online as device.session does it (a full
-	// snapshot), then scans whenever told to.
-	for _, d := range a.devs {
-		if err := d.drv.Connect(h.ctx); err != nil {
-			b.Fatal(err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	b.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.Error(err)
 		}
-		b.Cleanup(func() { d.drv.Close() })
-		if err := d.read(h.ctx); err != nil {
-			b.Fatal(err)
+	})
+	r := &scanRig{a: a, devices: len(plcs)}
+	deadline := time.Now().Add(20 * time.Second)
+	for a.Stats().Published < uint64(1+len(plcs)) { // NBIRTH and the DBIRTHs
+		if time.Now().After(deadline) {
+			b.Fatalf("no births within 20s: %+v", a.Stats())
 		}
-		if err := d.out.put(d, recOnline, d.now().UnixMilli(), nil); err != nil {
-			b.Fatal(err)
-		}
-		start := make(chan struct{})
-		h.start = append(h.start, start)
-		go func() {
-			for range start {
-				err := d.scan(h.ctx)
-				h.done <- scanResult{len(d.changed), err}
-			}
-		}()
-		b.Cleanup(func() { close(start) })
+		time.Sleep(10 * time.Millisecond)
 	}
-	h.publish(b)
-	return h
+	return r
 }
 
-// scan is one poll tick of every device: read, convert, report by
-// exception, store (write-ahead: on disk on return; concurrent scans
-// share a commit). It returns the samples stored.
-func (h *scanHarness) scan(b *testing.B) int {
-	for _, s := range h.start {
-		s <- struct{}{}
+// midTick waits until halfway between two scans: the last tick's scans
+// are stored, published and proven, the next has not begun.
+func (r *scanRig) midTick() {
+	now := time.Now()
+	next := now.Truncate(scanPoll).Add(scanPoll / 2)
+	if !next.After(now) {
+		next = next.Add(scanPoll)
 	}
-	n := 0
-	for range h.start {
-		r := <-h.done
-		if r.err != nil {
-			b.Fatal(r.err)
-		}
-		n += r.samples
-	}
-	return n
-}
-
-// publish is one turn of uplink.serve: publish what is stored, send the
-// receipt, and on its acknowledgement delete the records.
-func (h *scanHarness) publish(b *testing.B) {
-	u := h.u
-	if _, err := u.pump(u.gen); err != nil {
-		b.Fatal(err)
-	}
-	for u.pending > 0 {
-		select {
-		case r := <-u.rcpt:
-			u.onReceipt(r)
-		case <-u.lost:
-			b.Fatal("broker connection lost")
-		case <-time.After(10 * time.Second):
-			b.Fatal("no receipt within 10s")
-		}
-	}
+	time.Sleep(time.Until(next))
 }
 
 func processCPU() time.Duration {
@@ -1088,19 +1009,20 @@ func processCPU() time.Duration {
 }
 
 // BenchmarkScanAllocs measures 1,000-tag device scans along the whole
-// path, in process: Modbus read (8 requests) → engineering units and
-// report by exception → record encoding → durable append (fsync) →
-// Sparkplug DDATA publish → QoS 1 receipt → delete (fsync). One op is one
-// poll tick of every device; allocs/scan, B/scan and cpu-µs/scan are per
-// device scan: every allocation the process makes meanwhile (the PLC
-// simulators run in a helper process, Mosquitto in its own), and the
-// process's user+system CPU. devices=1 pays a commit, a receipt and a
-// delete per scan; with devices=10 scanning together they share them, as
-// in the agent. changed=N tags of each device change between scans (1000:
-// all, 100: typical, 0: an idle scan that reads and publishes nothing).
+// path, with the agent running in this process as it does on a gateway:
+// Modbus read (8 requests) → engineering units and report by exception →
+// record encoding → durable append (fsync) → Sparkplug DDATA publish → QoS
+// 1 receipt → delete (fsync). One op is one poll tick of every device
+// (scans every 250 ms); allocs/scan, B/scan and cpu-µs/scan are per device
+// scan: every allocation the process makes in the tick (the PLC simulators
+// run in a helper process, Mosquitto in its own), and the process's
+// user+system CPU, idle loops included. devices=1 pays a commit, a receipt
+// and a delete per scan; with devices=10 scanning together they share
+// them. changed=N tags of each device change between scans (1000: all,
+// 100: typical, 0: an idle scan that reads and publishes nothing).
 //
 // `make bench` runs it with -benchtime 1x: one tick after 20 warm-up ticks.
-// For stable figures: go test -run '^$' -bench ScanAllocs -benchtime 300x ./agent/
+// For stable figures: go test -run '^$' -bench ScanAllocs -benchtime 100x ./agent/
 func BenchmarkScanAllocs(b *testing.B) {
 	broker := testutil.Mosquitto(b)
 	sim := startSimHelper(b, benchDevices)
@@ -1111,7 +1033,7 @@ func BenchmarkScanAllocs(b *testing.B) {
 		{benchDevices, 0},
 	} {
 		b.Run(fmt.Sprintf("devices=%d/changed=%d", sc.devices, sc.changed), func(b *testing.B) {
-			h := newScanHarness(b, broker.URL(), sim.urls[:sc.devices])
+			r := newScanRig(b, broker.URL(), sim.urls[:sc.devices])
 			gen := 0
 			change := func() {
 				gen++
@@ -1120,14 +1042,14 @@ func BenchmarkScanAllocs(b *testing.B) {
 				}
 			}
 			for range 20 {
+				r.midTick()
 				change()
-				h.scan(b)
-				h.publish(b)
 			}
+			r.midTick()
 			var allocs, bytes uint64
 			var cpu time.Duration
-			samples := 0
 			var ms0, ms1 runtime.MemStats
+			samples0 := r.a.Stats().Samples
 			b.ReportAllocs()
 			b.ResetTimer()
 			for range b.N {
@@ -1136,8 +1058,7 @@ func BenchmarkScanAllocs(b *testing.B) {
 				runtime.ReadMemStats(&ms0)
 				c0 := processCPU()
 				b.StartTimer()
-				samples += h.scan(b)
-				h.publish(b)
+				r.midTick()
 				b.StopTimer()
 				cpu += processCPU() - c0
 				runtime.ReadMemStats(&ms1)
@@ -1146,6 +1067,7 @@ func BenchmarkScanAllocs(b *testing.B) {
 				b.StartTimer()
 			}
 			b.StopTimer()
+			samples := int(r.a.Stats().Samples - samples0)
 			scans := float64(b.N * sc.devices)
 			b.ReportMetric(float64(allocs)/scans, "allocs/scan")
 			b.ReportMetric(float64(bytes)/scans, "B/scan")

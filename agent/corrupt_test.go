@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeagent/edgeagent/agent/record"
 	"github.com/edgeagent/edgeagent/buffer"
 	"github.com/edgeagent/edgeagent/drivers"
 	"github.com/edgeagent/edgeagent/drivers/modbus"
@@ -219,7 +220,7 @@ func scCorruptPage(t *testing.T, skip int) {
 	tags := []drivers.Tag{{Name: "count", Type: drivers.Uint32}}
 	at := time.Now().Add(-time.Hour).UnixMilli()
 	for i := range 5000 {
-		rec := appendRecord(nil, recData, "plc1", tags, at+int64(i), []Point{{Tag: 0, Value: drivers.UintValue(drivers.Uint32, uint64(1_000_000+i)), Time: at + int64(i)}})
+		rec := record.Append(nil, record.Data, "plc1", tags, at+int64(i), []record.Point{{Tag: 0, Value: drivers.UintValue(drivers.Uint32, uint64(1_000_000+i)), Time: at + int64(i)}})
 		if _, _, err := b.Append(rec); err != nil {
 			t.Fatal(err)
 		}
@@ -252,10 +253,9 @@ func scCorruptPage(t *testing.T, skip int) {
 	if err := os.WriteFile(cfgPath, []byte(scConfig(scOpts{servers: []string{broker.URL()}, stateDir: dir, plc: sim.URL()})), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// The agent runs in its own process (see TestMain), so a crash fails
-	// this test instead of killing go test.
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envChildConfig+"="+cfgPath, "EDGEAGENT_TEST_LOG=info")
+	// The agent runs in its own process, so a crash fails this test
+	// instead of killing go test.
+	cmd := exec.Command(testutil.AgentBinary(t), "run", "-c", cfgPath)
 	var out scLockedBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeagent/edgeagent/agent/config"
 	"github.com/edgeagent/edgeagent/drivers/modbus"
 	"github.com/edgeagent/edgeagent/drivers/modbus/modbustest"
 	"github.com/edgeagent/edgeagent/internal/testutil"
@@ -44,7 +45,7 @@ func runAgent(t testing.TB, yaml string) (*Agent, func()) {
 // set, runs once the agent has stopped.
 func runAgentLog(t testing.TB, yaml string, log *slog.Logger, stopped func()) (*Agent, func()) {
 	t.Helper()
-	cfg, err := LoadBytes("test.yaml", []byte(yaml))
+	cfg, err := config.LoadBytes("test.yaml", []byte(yaml))
 	if err != nil {
 		t.Fatal(err)
 	}

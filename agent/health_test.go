@@ -36,10 +36,16 @@ func TestHealthAndMetrics(t *testing.T) {
 		t.Fatal(err)
 		return 0, ""
 	}
-	code, body := get("/healthz")
-	var h healthStatus
-	if err := json.Unmarshal([]byte(body), &h); err != nil || code != 200 || !h.Connected || !h.DevicesOnline["plc1"] {
-		t.Fatalf("/healthz = %d %s (%v)", code, body, err)
+	var h struct {
+		Alive         bool            `json:"alive"`
+		Connected     bool            `json:"connected"`
+		DevicesOnline map[string]bool `json:"devices_online"`
+	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		code, body := get(path)
+		if err := json.Unmarshal([]byte(body), &h); err != nil || code != 200 || !h.Alive || !h.Connected || !h.DevicesOnline["plc1"] {
+			t.Fatalf("%s = %d %s (%v)", path, code, body, err)
+		}
 	}
 	_, metrics := get("/metrics")
 	for _, want := range []string{
@@ -49,6 +55,8 @@ func TestHealthAndMetrics(t *testing.T) {
 		`edgeagent_samples_dropped_total{reason="buffer_cap"} 0`,
 		"edgeagent_buffer_records ",
 		"process_resident_memory_bytes ",
+		`edgeagent_reloads_total{result="invalid"} 0`,
+		"edgeagent_alive 1",
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %q", want)

@@ -1,69 +1,35 @@
 package agent
 
 import (
-	"context"
-	"fmt"
-	"log/slog"
 	"os"
 	"os/exec"
-	"os/signal"
 	"syscall"
 	"testing"
 	"time"
+
+	_ "github.com/edgeagent/edgeagent/drivers/modbus"
+	"github.com/edgeagent/edgeagent/internal/testutil"
 )
 
-// envChildConfig makes the test binary run as an agent process instead of
-// running tests: crash tests SIGKILL it, benchmarks measure its CPU and RSS.
-const envChildConfig = "EDGEAGENT_TEST_AGENT_CONFIG"
-
 func TestMain(m *testing.M) {
-	if cfgPath := os.Getenv(envChildConfig); cfgPath != "" {
-		os.Exit(runChildAgent(cfgPath))
-	}
-	os.Exit(m.Run())
+	code := m.Run()
+	testutil.RemoveAgentBinary()
+	os.Exit(code)
 }
 
-func runChildAgent(path string) int {
-	cfg, err := Load(path)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "child agent:", err)
-		return 2
-	}
-	lvl := slog.LevelWarn
-	switch os.Getenv("EDGEAGENT_TEST_LOG") {
-	case "debug":
-		lvl = slog.LevelDebug
-	case "info":
-		lvl = slog.LevelInfo
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
-	a, err := New(cfg, log)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "child agent:", err)
-		return 2
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	if err := a.Run(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "child agent:", err)
-		return 1
-	}
-	return 0
-}
-
-// childAgent is an agent running in its own process.
+// childAgent is the agent running as its own process: the edgeagent
+// binary, started as systemd would (edgeagent run -c FILE).
 type childAgent struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 }
 
 // startChildAgent runs the agent with the configuration in file as a
-// separate process (this test binary, re-executed), with env (KEY=value)
-// added to its environment.
+// separate process, with env (KEY=value) added to its environment.
 func startChildAgent(t testing.TB, file string, env ...string) *childAgent {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(append(os.Environ(), envChildConfig+"="+file), env...)
+	cmd := exec.Command(testutil.AgentBinary(t), "run", "-c", file)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

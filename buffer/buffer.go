@@ -124,7 +124,8 @@ type Buffer struct {
 
 	w writerState // owned by the writer goroutine
 
-	written atomic.Int64 // Stats.WrittenBytes
+	written  atomic.Int64 // Stats.WrittenBytes
+	maxBytes atomic.Int64 // the cap in force: Options.MaxBytes, then SetMaxBytes
 }
 
 // state is the buffer's bookkeeping. The writer works on a copy (the shadow)
@@ -191,6 +192,7 @@ func Open(opts Options) (*Buffer, error) {
 		quit: make(chan struct{}),
 		done: make(chan struct{}),
 	}
+	b.maxBytes.Store(opts.MaxBytes)
 	db, st, err := b.openFile()
 	if err != nil {
 		return nil, err
@@ -211,9 +213,9 @@ func (b *Buffer) Append(data ...[]byte) (first, last uint64, err error) {
 		return 0, 0, nil
 	}
 	for i, d := range data {
-		if accounted(len(d)) > b.opts.MaxBytes || len(d)+8 > bolt.MaxValueSize {
+		if accounted(len(d)) > b.maxBytes.Load() || len(d)+8 > bolt.MaxValueSize {
 			return 0, 0, fmt.Errorf("appending record %d (%d bytes) to buffer %q: %w (max_bytes %d, %d bytes overhead per record)",
-				i, len(d), b.path, ErrTooLarge, b.opts.MaxBytes, RecordOverhead)
+				i, len(d), b.path, ErrTooLarge, b.maxBytes.Load(), RecordOverhead)
 		}
 	}
 	r := newRequest(opAppend)
@@ -406,6 +408,14 @@ func (b *Buffer) AckRange(from, to uint64) error {
 	r.from, r.upTo = from, to
 	_, err := b.do(r)
 	return err
+}
+
+// SetMaxBytes changes the cap (a configuration reload). A lower cap drops
+// the oldest records at the next Append, counted as the cap always does.
+func (b *Buffer) SetMaxBytes(n int64) {
+	if n > 0 {
+		b.maxBytes.Store(n)
+	}
 }
 
 // SetLinkUp tells an Outage-mode buffer whether the uplink is up. Going down

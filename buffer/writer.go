@@ -430,7 +430,7 @@ func (b *Buffer) runAppend(g *group, st *state, r *request) error {
 	skip := 0
 	var dropped uint64
 	var dropB int64
-	if over := st.dBytes + st.mBytes + incoming - b.opts.MaxBytes; over > 0 {
+	if over := st.dBytes + st.mBytes + incoming - b.maxBytes.Load(); over > 0 {
 		for over > 0 && len(st.mem) > 0 {
 			sz := accounted(len(st.mem[0].data))
 			st.mem = st.mem[1:]
@@ -466,7 +466,7 @@ func (b *Buffer) runAppend(g *group, st *state, r *request) error {
 	}
 
 	toMem := b.opts.Mode == Outage && st.linkUp && st.dCount == 0
-	if toMem && st.mBytes+incoming > b.opts.MaxMemBytes {
+	if toMem && st.mBytes+incoming > min(b.opts.MaxMemBytes, b.maxBytes.Load()) {
 		toMem = false // window full: spill it below, then write to disk
 	}
 	if toMem {
@@ -589,7 +589,7 @@ func (b *Buffer) logDrops(flush bool) {
 	b.mu.Unlock()
 	b.log.Warn("buffer full, dropped oldest records",
 		"path", b.path, "dropped", w.pendDrop, "dropped_bytes", w.pendDropB,
-		"dropped_total", total, "dropped_bytes_total", totalB, "max_bytes", b.opts.MaxBytes)
+		"dropped_total", total, "dropped_bytes_total", totalB, "max_bytes", b.maxBytes.Load())
 	w.pendDrop, w.pendDropB = 0, 0
 	w.lastDropLog = time.Now()
 }

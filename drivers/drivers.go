@@ -1,17 +1,24 @@
 // Package drivers defines how edgeagent talks to PLCs: the Driver interface,
-// the typed values and samples drivers produce, and the registry drivers add
+// the optional abilities a driver may have (Writer, Subscriber), the typed
+// values and samples drivers produce, and the registry drivers add
 // themselves to from init().
 //
-// Lifecycle of a driver, owned by the agent:
+// Lifecycle of a driver, owned by a scanner:
 //
 //	New (via the registered Factory: decode and validate config, no I/O)
-//	→ Connect → Read … Read → Close → Connect → …
+//	→ Connect → Read … Read → Close → Connect → …          (polling)
+//	→ Connect → Read → Subscribe (until the link fails) → Close → …   (pushing)
 //
-// Drivers never retry on their own. When a Read or Write fails because the
-// link is gone they return an error wrapping ErrNotConnected; the agent
-// closes the driver, backs off and calls Connect again. A Read that reaches
-// the PLC but gets an error for some tags (a Modbus exception, a bad OPC UA
-// status) returns those tags' samples with QualityBad and a nil error.
+// A driver is polled unless it implements Subscriber, in which case the
+// scanner reads every tag once after Connect (the device's birth state) and
+// then lets the driver push changed samples until Subscribe returns.
+//
+// Drivers never retry on their own. When a Read, Write or Subscribe fails
+// because the link is gone they return an error wrapping ErrNotConnected;
+// the scanner closes the driver, backs off and calls Connect again. A Read
+// that reaches the PLC but gets an error for some tags (a Modbus exception,
+// a bad OPC UA status) returns those tags' samples with QualityBad and a
+// nil error.
 //
 // Drivers know nothing about MQTT or Sparkplug.
 package drivers
@@ -25,7 +32,9 @@ import (
 	"time"
 )
 
-// Driver reads one device (one PLC connection).
+// Driver reads one device (one PLC connection). One goroutine, the
+// device's scanner, calls Connect, Read, Write and Close; only a
+// Subscriber's Subscribe runs beside it, on a goroutine of its own.
 type Driver interface {
 	// Tags returns the device's tags in configuration order. Sample.Tag
 	// indexes this slice. It does not change after New, and callers must
@@ -37,14 +46,31 @@ type Driver interface {
 	// tag order, returning the extended slice. Reusing dst across scans
 	// keeps the scan path free of allocations.
 	Read(ctx context.Context, dst []Sample) ([]Sample, error)
-	// Close releases the link. It is safe to call more than once.
-	Close() error
+	// Close releases the link, waiting at most until ctx ends for the
+	// peer to see it go. It is safe to call more than once, and on a
+	// driver that never connected.
+	Close(ctx context.Context) error
 }
 
-// Writer is a Driver that can write a tag (Sparkplug DCMD). The agent only
-// calls it for tags with Writable set.
+// Writer is a Driver that can write a tag (Sparkplug DCMD). The scanner only
+// calls it for tags with Writable set, with a value of the tag's Type.
 type Writer interface {
 	Write(ctx context.Context, tag int, v Value) error
+}
+
+// Subscriber is a Driver that pushes changed samples as they arrive
+// (OPC UA subscriptions) instead of being polled.
+//
+// Subscribe runs after Connect and an initial Read. It sends batches of
+// samples to out as the PLC reports changes: each batch is owned by the
+// receiver once sent, samples carry the PLC's source timestamp (Unix ms)
+// and quality, and one tag may appear more than once in a batch, oldest
+// first. Subscribe blocks until ctx ends (returning ctx.Err()) or the
+// link fails (returning an error wrapping ErrNotConnected); it must never
+// return while the link is silently dead, so a driver watches its own
+// keep-alives. A Write may run concurrently with Subscribe.
+type Subscriber interface {
+	Subscribe(ctx context.Context, out chan<- []Sample) error
 }
 
 // Config is what the agent hands a Factory for one configured device.
@@ -54,18 +80,35 @@ type Config struct {
 	// Logger is already scoped with the device id and driver name.
 	Logger *slog.Logger
 	// Decode strictly decodes the device's driver-specific keys (every key
-	// but id, driver, poll, timeout, tags and tag_map) into v. Unknown keys
-	// are errors; errors name file:line.
+	// but id, driver, poll, timeout, tags and tag_map) into v, a pointer to
+	// a struct with yaml field tags. Unknown keys and badly typed values
+	// are errors that name file:line:col.
 	Decode func(v any) error
-	// DecodeTags strictly decodes the device's tag list (inline `tags:` or
-	// the `tag_map` file) into v, a pointer to a slice. Errors name file:line.
-	DecodeTags func(v any) error
+	// Tags walks the device's tag list (inline `tags:` or the `tag_map`
+	// file) one tag at a time, so a large list is never held twice.
+	Tags TagSource
 	// Timeout bounds one request to the PLC.
 	Timeout time.Duration
+	// StateDir is where a driver keeps what must survive restarts (an
+	// OPC UA client certificate).
+	StateDir string
+}
+
+// TagSource yields a device's configured tags in order.
+type TagSource interface {
+	// Len is the number of tags, or -1 if it is not known before the walk
+	// (a hint for allocation only).
+	Len() int
+	// Each calls fn once per tag, in order. decode strictly decodes that
+	// tag into v (as Config.Decode does). An error fn returns is reported
+	// against that tag (a *KeyError against the key it names, relative to
+	// the tag); the walk goes on, so every bad tag is reported. Each
+	// returns a non-nil error if any tag failed.
+	Each(fn func(i int, decode func(v any) error) error) error
 }
 
 // Factory builds a Driver from its configuration without doing I/O.
-// Validation errors must name the offending tag and key.
+// Validation errors should name the key they are about (KeyError).
 type Factory func(cfg Config) (Driver, error)
 
 var (

@@ -2,7 +2,6 @@ package drivers
 
 import (
 	"errors"
-	"fmt"
 )
 
 // ErrNotConnected means the link to the PLC is down or was never opened;
@@ -13,19 +12,17 @@ var ErrNotConnected = errors.New("not connected to the PLC")
 // kind the protocol cannot write (an input register, a discrete input).
 var ErrNotWritable = errors.New("tag is not writable")
 
-// TagError is a configuration error in one tag; Index is its position in
-// the device's tag list, so the agent can point at the file and line.
-type TagError struct {
-	Index int
-	Name  string
-	Err   error
+// KeyError is a configuration error in the value of one key, of a device or
+// of a tag (Key is then relative to the tag, e.g. "address"), so the
+// configuration loader can point at the line that holds it.
+type KeyError struct {
+	Key string
+	Err error
 }
 
-func (e *TagError) Error() string {
-	if e.Name == "" {
-		return fmt.Sprintf("tags[%d]: %v", e.Index, e.Err)
-	}
-	return fmt.Sprintf("tag %q: %v", e.Name, e.Err)
-}
+func (e *KeyError) Error() string { return e.Key + ": " + e.Err.Error() }
 
-func (e *TagError) Unwrap() error { return e.Err }
+func (e *KeyError) Unwrap() error { return e.Err }
+
+// KeyErr returns a KeyError for key.
+func KeyErr(key string, err error) error { return &KeyError{Key: key, Err: err} }

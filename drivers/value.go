@@ -62,17 +62,6 @@ func (t *Type) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// UnmarshalYAML decodes a type name through the YAML library's own
-// string decoding. (A TextUnmarshaler alone makes goccy/go-yaml re-format
-// the whole document per value: quadratic for large tag maps.)
-func (t *Type) UnmarshalYAML(unmarshal func(any) error) error {
-	var s string
-	if err := unmarshal(&s); err != nil {
-		return err
-	}
-	return t.UnmarshalText([]byte(s))
-}
-
 // MarshalText writes the type's name.
 func (t Type) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
 

@@ -7,7 +7,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/edgeagent/edgeagent/agent"
+	"github.com/edgeagent/edgeagent/agent/config"
 	"github.com/edgeagent/edgeagent/buffer"
 )
 
@@ -23,7 +23,7 @@ func cmdBuffer(args []string, out io.Writer) error {
 	}
 	p := *path
 	if p == "" {
-		cfg, err := agent.Load(*file)
+		cfg, err := config.Load(*file)
 		if err != nil {
 			return err
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 
 	"github.com/edgeagent/edgeagent/agent"
+	"github.com/edgeagent/edgeagent/agent/config"
 	"github.com/edgeagent/edgeagent/drivers/modbus"
 	"github.com/edgeagent/edgeagent/drivers/modbus/modbustest"
 	"github.com/edgeagent/edgeagent/sparkplug"
@@ -46,7 +47,7 @@ func cmdDemo(ctx context.Context, args []string, out io.Writer) error {
 		ctx, cancel = context.WithTimeout(ctx, *dur)
 		defer cancel()
 	}
-	cfg, err := agent.Load(*file)
+	cfg, err := config.Load(*file)
 	if err != nil {
 		return err
 	}
@@ -82,7 +83,7 @@ func cmdDemo(ctx context.Context, args []string, out io.Writer) error {
 	go watch(watchCtx, "tcp://"+demoBroker, "spBv1.0/#", out)
 	time.Sleep(300 * time.Millisecond) // let the watcher subscribe before the births
 
-	log := newLogger(os.Stderr, cfg.Log.Level, cfg.Log.Format)
+	log := agent.NewLogger(os.Stderr, cfg.Log)
 	a, err := agent.New(cfg, log)
 	if err != nil {
 		return err

@@ -7,6 +7,9 @@
 //	edgeagent demo
 //	edgeagent buffer -c config.yaml
 //	edgeagent version
+//
+// This package is flag parsing and wiring only; the agent lives in package
+// agent.
 package main
 
 import (
@@ -15,15 +18,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 
-	"github.com/coreos/go-systemd/v22/daemon"
-
-	"github.com/edgeagent/edgeagent/agent"
+	"github.com/edgeagent/edgeagent/agent/config"
 	_ "github.com/edgeagent/edgeagent/drivers/modbus"
 	"github.com/edgeagent/edgeagent/internal/version"
 )
@@ -40,36 +39,50 @@ commands:
 `
 
 func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprint(os.Stderr, usage)
-		os.Exit(2)
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run runs one command and returns the process's exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) < 1 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
 	var err error
-	cmd, args := os.Args[1], os.Args[2:]
+	cmd, args := args[0], args[1:]
 	switch cmd {
 	case "run":
-		err = cmdRun(ctx, args)
+		err = cmdRun(ctx, args, stderr)
 	case "validate":
-		err = cmdValidate(args, os.Stdout)
+		err = cmdValidate(args, stdout)
 	case "watch":
-		err = cmdWatch(ctx, args, os.Stdout)
+		err = cmdWatch(ctx, args, stdout)
 	case "demo":
-		err = cmdDemo(ctx, args, os.Stdout)
+		err = cmdDemo(ctx, args, stdout)
 	case "buffer":
-		err = cmdBuffer(args, os.Stdout)
+		err = cmdBuffer(args, stdout)
 	case "version", "-v", "--version":
-		fmt.Println("edgeagent", version.Version)
+		fmt.Fprintln(stdout, "edgeagent", version.Version)
 	case "help", "-h", "--help":
-		fmt.Print(usage)
+		fmt.Fprint(stdout, usage)
 	default:
-		fmt.Fprintf(os.Stderr, "edgeagent: unknown command %q\n\n%s", cmd, usage)
-		os.Exit(2)
+		fmt.Fprintf(stderr, "edgeagent: unknown command %q\n\n%s", cmd, usage)
+		return 2
 	}
-	if err != nil && !errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(os.Stderr, "edgeagent:", err)
-		os.Exit(1)
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	default:
+		var es config.Errors
+		if errors.As(err, &es) {
+			fmt.Fprintln(stderr, es.Error())
+			fmt.Fprintf(stderr, "edgeagent: %d error(s) in the configuration\n", len(es))
+			return 1
+		}
+		fmt.Fprintln(stderr, "edgeagent:", err)
+		return 1
 	}
 }
 
@@ -79,61 +92,14 @@ func configFlag(fs *flag.FlagSet) *string {
 
 // loadFromArgs parses a command whose only flag is -c and loads that
 // configuration; it returns the file's path too.
-func loadFromArgs(cmd string, args []string) (*agent.Config, string, error) {
+func loadFromArgs(cmd string, args []string) (*config.Config, string, error) {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	file := configFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, "", err
 	}
-	cfg, err := agent.Load(*file)
+	cfg, err := config.Load(*file)
 	return cfg, *file, err
-}
-
-func newLogger(w io.Writer, level, format string) *slog.Logger {
-	var l slog.Level
-	_ = l.UnmarshalText([]byte(level))
-	opts := &slog.HandlerOptions{Level: l}
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
-}
-
-func cmdRun(ctx context.Context, args []string) error {
-	cfg, _, err := loadFromArgs("run", args)
-	if err != nil {
-		return err
-	}
-	log := newLogger(os.Stderr, cfg.Log.Level, cfg.Log.Format)
-	a, err := agent.New(cfg, log)
-	if err != nil {
-		return err
-	}
-	cfg = nil
-	// The heap is mostly per-tag state that lives as long as the process;
-	// what a scan allocates is short-lived. Collecting at 50 % growth
-	// instead of Go's 100 % keeps the resident size a third lower for a
-	// few more collections a minute. GOGC in the environment still wins.
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(50)
-	}
-	// Loading large tag maps peaks high; give that memory back now.
-	debug.FreeOSMemory()
-	// Reload is not implemented yet; SIGHUP must not kill the agent.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	go func() {
-		for range hup {
-			log.Warn("configuration reload is not supported yet; restart the service to apply a new configuration")
-		}
-	}()
-	daemon.SdNotify(false, daemon.SdNotifyReady)
-	stopWatchdog := startWatchdog(ctx)
-	defer stopWatchdog()
-	err = a.Run(ctx)
-	daemon.SdNotify(false, daemon.SdNotifyStopping)
-	return err
 }
 
 func cmdValidate(args []string, out io.Writer) error {
@@ -143,11 +109,7 @@ func cmdValidate(args []string, out io.Writer) error {
 	}
 	tags := 0
 	for _, d := range cfg.Devices {
-		n, err := agent.TagCount(d)
-		if err != nil {
-			return err
-		}
-		tags += n
+		tags += len(d.Instance.Tags())
 	}
 	fmt.Fprintf(out, "%s: ok (%s/%s, %d devices, %d tags, %d servers)\n", file, cfg.Node.GroupID, cfg.Node.EdgeNodeID, len(cfg.Devices), tags, len(cfg.MQTT.Servers))
 	return nil

@@ -92,20 +92,20 @@ func intOr(p *int, def int) int {
 func (d *device) validate() (settings, error) {
 	var s settings
 	if d.URL == "" {
-		return s, errors.New("url is required (e.g. tcp://10.0.0.5:502)")
+		return s, drivers.KeyErr("url", errors.New("is required (e.g. tcp://10.0.0.5:502)"))
 	}
 	ep, err := parseURL(d.URL)
 	if err != nil {
-		return s, err
+		return s, drivers.KeyErr("url", err)
 	}
 	s.ep = ep
 	unit := intOr(d.UnitID, 1)
 	switch {
 	case unit < 0 || unit > 255:
-		return s, fmt.Errorf("unit_id %d is not in 0..255", unit)
+		return s, drivers.KeyErr("unit_id", fmt.Errorf("%d is not in 0..255", unit))
 	case unit == 0 && strings.HasPrefix(ep.scheme, "rtu"):
 		// 0 is the serial broadcast address: no device ever answers it.
-		return s, fmt.Errorf("unit_id 0 is the broadcast address on serial lines; use 1..255")
+		return s, drivers.KeyErr("unit_id", errors.New("0 is the broadcast address on serial lines; use 1..255"))
 	}
 	s.unitID = uint8(unit)
 	s.lim = limits{
@@ -115,17 +115,17 @@ func (d *device) validate() (settings, error) {
 	}
 	switch {
 	case s.lim.maxGap < 0:
-		return s, fmt.Errorf("max_gap %d is negative", s.lim.maxGap)
+		return s, drivers.KeyErr("max_gap", fmt.Errorf("%d is negative", s.lim.maxGap))
 	case s.lim.maxRegisters < 1 || s.lim.maxRegisters > maxReadRegisters:
-		return s, fmt.Errorf("max_registers %d is not in 1..%d", s.lim.maxRegisters, maxReadRegisters)
+		return s, drivers.KeyErr("max_registers", fmt.Errorf("%d is not in 1..%d", s.lim.maxRegisters, maxReadRegisters))
 	case s.lim.maxBits < 1 || s.lim.maxBits > maxReadBits:
-		return s, fmt.Errorf("max_bits %d is not in 1..%d", s.lim.maxBits, maxReadBits)
+		return s, drivers.KeyErr("max_bits", fmt.Errorf("%d is not in 1..%d", s.lim.maxBits, maxReadBits))
 	}
 	switch {
 	case ep.scheme == "tcp+tls" && (d.TLS == nil || d.TLS.CertFile == "" || d.TLS.KeyFile == "" || d.TLS.CAFile == ""):
-		return s, errors.New("tls.cert_file, tls.key_file and tls.ca_file are required for tcp+tls (Modbus security is mutual TLS)")
+		return s, drivers.KeyErr("tls", errors.New("cert_file, key_file and ca_file are required for tcp+tls (Modbus security is mutual TLS)"))
 	case ep.scheme != "tcp+tls" && d.TLS != nil:
-		return s, fmt.Errorf("tls is only for tcp+tls urls, not %s", ep.scheme)
+		return s, drivers.KeyErr("tls", fmt.Errorf("is only for tcp+tls urls, not %s", ep.scheme))
 	}
 	s.tls = d.TLS
 	return s, nil
@@ -139,11 +139,11 @@ func parseURL(raw string) (endpoint, error) {
 	var ep endpoint
 	u, err := url.Parse(raw)
 	if err != nil {
-		return ep, fmt.Errorf("url %q: %v", raw, err)
+		return ep, fmt.Errorf("%q: %v", raw, err)
 	}
 	ep.scheme = u.Scheme
 	bad := func(format string, a ...any) (endpoint, error) {
-		return ep, fmt.Errorf("url %q: %s", raw, fmt.Sprintf(format, a...))
+		return ep, fmt.Errorf("%q: %s", raw, fmt.Sprintf(format, a...))
 	}
 	if u.User != nil || u.Fragment != "" || u.Opaque != "" {
 		return bad("want scheme://host:port or rtu:///dev/device")
@@ -237,38 +237,36 @@ func supportedType(t drivers.Type) bool {
 	return false
 }
 
-// buildTags validates every tag, reporting all bad tags at once (one error
-// per tag, each naming the tag and the key).
-func buildTags(in []tag, lim limits) ([]drivers.Tag, []tagSpec, error) {
-	if len(in) == 0 {
-		return nil, nil, errors.New("no tags configured")
+// tagBuilder validates tags one at a time as the configuration walks
+// them, keeping only what a scan needs.
+type tagBuilder struct {
+	lim   limits
+	tags  []drivers.Tag
+	specs []tagSpec
+	seen  map[string]int
+}
+
+func newTagBuilder(lim limits, n int) *tagBuilder {
+	n = max(n, 0)
+	return &tagBuilder{lim: lim, tags: make([]drivers.Tag, 0, n), specs: make([]tagSpec, 0, n), seen: make(map[string]int, n)}
+}
+
+// add validates one decoded tag; a bad tag is reported and left out.
+func (b *tagBuilder) add(i int, t *tag) error {
+	if err := drivers.CheckName(t.Name); err != nil {
+		return drivers.KeyErr("name", err)
 	}
-	tags := make([]drivers.Tag, len(in))
-	specs := make([]tagSpec, len(in))
-	seen := make(map[string]int, len(in))
-	var errs []error
-	for i := range in {
-		t := &in[i]
-		if err := drivers.CheckName(t.Name); err != nil {
-			errs = append(errs, &drivers.TagError{Index: i, Err: err})
-			continue
-		}
-		if j, dup := seen[t.Name]; dup {
-			errs = append(errs, &drivers.TagError{Index: i, Name: t.Name, Err: fmt.Errorf("duplicate name (also tags[%d])", j)})
-			continue
-		}
-		seen[t.Name] = i
-		spec, err := t.spec(lim)
-		if err != nil {
-			errs = append(errs, &drivers.TagError{Index: i, Name: t.Name, Err: err})
-			continue
-		}
-		tags[i], specs[i] = t.Tag, spec
+	if j, dup := b.seen[t.Name]; dup {
+		return drivers.KeyErr("name", fmt.Errorf("%q is also the name of tags[%d]", t.Name, j))
 	}
-	if len(errs) > 0 {
-		return nil, nil, errors.Join(errs...)
+	b.seen[t.Name] = i
+	spec, err := t.spec(b.lim)
+	if err != nil {
+		return err
 	}
-	return tags, specs, nil
+	b.tags = append(b.tags, t.Tag)
+	b.specs = append(b.specs, spec)
+	return nil
 }
 
 func (t *tag) spec(lim limits) (tagSpec, error) {
@@ -276,62 +274,62 @@ func (t *tag) spec(lim limits) (tagSpec, error) {
 	typ := t.Type
 	switch {
 	case typ == drivers.TypeInvalid:
-		return s, fmt.Errorf("type is required (one of %s)", supported)
+		return s, drivers.KeyErr("type", fmt.Errorf("is required (one of %s)", supported))
 	case !supportedType(typ):
-		return s, fmt.Errorf("type %v is not supported by modbus (want one of %s)", typ, supported)
+		return s, drivers.KeyErr("type", fmt.Errorf("%v is not supported by modbus (want one of %s)", typ, supported))
 	}
 	if t.Table == "" {
-		return s, errors.New("table is required (one of holding, input, coil, discrete)")
+		return s, drivers.KeyErr("table", errors.New("is required (one of holding, input, coil, discrete)"))
 	}
 	table, err := ParseTable(t.Table)
 	if err != nil {
-		return s, err
+		return s, drivers.KeyErr("table", err)
 	}
 	s.table = table
 	if t.Address == nil {
-		return s, errors.New("address is required (0-based protocol address, 0..65535)")
+		return s, drivers.KeyErr("address", errors.New("is required (0-based protocol address, 0..65535)"))
 	}
 	if a := *t.Address; a < 0 || a > 65535 {
-		return s, fmt.Errorf("address %d is not in 0..65535", a)
+		return s, drivers.KeyErr("address", fmt.Errorf("%d is not in 0..65535", a))
 	}
 	s.addr = uint16(*t.Address)
 	if table.IsBits() && typ != drivers.Bool {
-		return s, fmt.Errorf("type %v is not possible in table %s: coils and discrete inputs are bools", typ, table)
+		return s, drivers.KeyErr("type", fmt.Errorf("%v is not possible in table %s: coils and discrete inputs are bools", typ, table))
 	}
 	if t.Writable && (table == Input || table == Discrete) {
-		return s, fmt.Errorf("writable is not possible for table %s (read-only)", table)
+		return s, drivers.KeyErr("writable", fmt.Errorf("is not possible for table %s (read-only)", table))
 	}
 	s.f.Type = typ
 	if t.ByteOrder != "" {
 		if s.f.Order, err = ParseByteOrder(t.ByteOrder); err != nil {
-			return s, err
+			return s, drivers.KeyErr("byte_order", err)
 		}
 	}
 	if t.Bit != nil {
 		switch {
 		case typ != drivers.Bool || table.IsBits():
-			return s, errors.New("bit is only for bool tags in holding or input registers")
+			return s, drivers.KeyErr("bit", errors.New("is only for bool tags in holding or input registers"))
 		case *t.Bit < 0 || *t.Bit > 15:
-			return s, fmt.Errorf("bit %d is not in 0..15", *t.Bit)
+			return s, drivers.KeyErr("bit", fmt.Errorf("%d is not in 0..15", *t.Bit))
 		}
 		s.f.Bit = uint8(*t.Bit)
 	}
 	switch {
 	case typ == drivers.String && t.Length == 0:
-		return s, errors.New("length (in registers, 2 characters each) is required for type string")
+		return s, drivers.KeyErr("length", errors.New("(in registers, 2 characters each) is required for type string"))
 	case typ != drivers.String && t.Length != 0:
-		return s, errors.New("length is only for type string")
+		return s, drivers.KeyErr("length", errors.New("is only for type string"))
 	case t.Length < 0 || t.Length > lim.maxRegisters:
-		return s, fmt.Errorf("length %d is not in 1..%d (max_registers)", t.Length, lim.maxRegisters)
+		return s, drivers.KeyErr("length", fmt.Errorf("%d is not in 1..%d (max_registers)", t.Length, lim.maxRegisters))
 	case t.Writable && t.Length > maxWriteRegisters:
-		return s, fmt.Errorf("length %d of a writable string exceeds %d, the most one write carries", t.Length, maxWriteRegisters)
+		return s, drivers.KeyErr("length", fmt.Errorf("%d of a writable string exceeds %d, the most one write carries", t.Length, maxWriteRegisters))
 	}
 	s.f.Length = uint16(t.Length)
 	if n := s.size(); !table.IsBits() && n > lim.maxRegisters {
-		return s, fmt.Errorf("type %v needs %d registers, more than max_registers %d", typ, n, lim.maxRegisters)
+		return s, drivers.KeyErr("type", fmt.Errorf("%v needs %d registers, more than max_registers %d", typ, n, lim.maxRegisters))
 	}
 	if last := int(s.addr) + s.size() - 1; last > 65535 {
-		return s, fmt.Errorf("address %d with %d registers runs past 65535", s.addr, s.size())
+		return s, drivers.KeyErr("address", fmt.Errorf("%d with %d registers runs past 65535", s.addr, s.size()))
 	}
 	return s, nil
 }

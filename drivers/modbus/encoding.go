@@ -42,7 +42,7 @@ func ParseByteOrder(s string) (ByteOrder, error) {
 			return ByteOrder(i), nil
 		}
 	}
-	return ABCD, fmt.Errorf("byte_order %q is not one of ABCD, BADC, CDAB, DCBA", s)
+	return ABCD, fmt.Errorf("%q is not one of ABCD, BADC, CDAB, DCBA", s)
 }
 
 func (o ByteOrder) swapBytes() bool { return o == BADC || o == DCBA }

@@ -72,8 +72,8 @@ type strCache struct {
 // New builds a Driver from its configuration: it decodes, validates and
 // plans the scan, and does no I/O.
 func New(cfg drivers.Config) (*Driver, error) {
-	if cfg.Decode == nil || cfg.DecodeTags == nil {
-		return nil, errors.New("modbus: Config.Decode and Config.DecodeTags are required")
+	if cfg.Decode == nil || cfg.Tags == nil {
+		return nil, errors.New("modbus: Config.Decode and Config.Tags are required")
 	}
 	var dev device
 	if err := cfg.Decode(&dev); err != nil {
@@ -83,14 +83,22 @@ func New(cfg drivers.Config) (*Driver, error) {
 	if err != nil {
 		return nil, err
 	}
-	var in []tag
-	if err := cfg.DecodeTags(&in); err != nil {
-		return nil, err
-	}
-	tags, specs, err := buildTags(in, set.lim)
+	tb := newTagBuilder(set.lim, cfg.Tags.Len())
+	var t tag
+	err = cfg.Tags.Each(func(i int, decode func(any) error) error {
+		t = tag{}
+		if err := decode(&t); err != nil {
+			return err
+		}
+		return tb.add(i, &t)
+	})
 	if err != nil {
 		return nil, err
 	}
+	if len(tb.tags) == 0 {
+		return nil, drivers.KeyErr("tags", errors.New("no tags configured"))
+	}
+	tags, specs := tb.tags, tb.specs
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -207,8 +215,9 @@ func loadTLS(conf *mb.ClientConfiguration, t *tlsConfig) error {
 	return nil
 }
 
-// Close closes the link. It is safe to call more than once.
-func (d *Driver) Close() error {
+// Close closes the link. It is safe to call more than once. Modbus has
+// no goodbye, so ctx is not waited on.
+func (d *Driver) Close(context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.dropLocked()

@@ -37,7 +37,7 @@ func open(t testing.TB, sim *modbustest.Server, src string) *modbus.Driver {
 	if err := d.Connect(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { d.Close() })
+	t.Cleanup(func() { d.Close(context.Background()) })
 	return d
 }
 
@@ -254,7 +254,7 @@ func TestOutage(t *testing.T) {
 	if err := sim.Start(); err != nil {
 		t.Fatal(err)
 	}
-	d.Close()
+	d.Close(context.Background())
 	if err := d.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +274,7 @@ func TestTimeout(t *testing.T) {
 	if err := d.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close()
+	defer d.Close(context.Background())
 	sim.SetDelay(400 * time.Millisecond)
 	start := time.Now()
 	_, err = d.Read(ctx, nil)
@@ -312,7 +312,7 @@ func TestNotConnected(t *testing.T) {
 	if err := d.Write(ctx, 0, drivers.BoolValue(true)); !errors.Is(err, drivers.ErrNotConnected) {
 		t.Errorf("Write before Connect: %v", err)
 	}
-	if err := d.Close(); err != nil {
+	if err := d.Close(context.Background()); err != nil {
 		t.Errorf("Close before Connect: %v", err)
 	}
 	if err := d.Connect(ctx); err != nil {
@@ -321,8 +321,8 @@ func TestNotConnected(t *testing.T) {
 	if err := d.Connect(ctx); err != nil { // reconnect replaces the link
 		t.Fatal(err)
 	}
-	d.Close()
-	d.Close()
+	d.Close(context.Background())
+	d.Close(context.Background())
 	if _, err := d.Read(ctx, nil); !errors.Is(err, drivers.ErrNotConnected) {
 		t.Errorf("Read after Close: %v", err)
 	}

@@ -27,7 +27,7 @@ func ParseTable(s string) (Table, error) {
 			return t, nil
 		}
 	}
-	return "", fmt.Errorf("table %q is not one of holding, input, coil, discrete", s)
+	return "", fmt.Errorf("%q is not one of holding, input, coil, discrete", s)
 }
 
 // IsBits reports whether the table holds bits rather than registers.

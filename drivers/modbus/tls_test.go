@@ -62,7 +62,7 @@ tags: [{name: a, table: holding, address: 3, type: uint16}]`))
 	if err := d.Connect(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close()
+	defer d.Close(context.Background())
 	got, err := d.Read(context.Background(), nil)
 	if err != nil || got[0].Value.Uint() != 0x1234 {
 		t.Fatalf("Read = %+v, %v", got, err)

@@ -1,0 +1,100 @@
+package scan
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/edgeagent/edgeagent/drivers"
+)
+
+// EngType is the type a tag is published as: scaled tags become Float64.
+func EngType(t *drivers.Tag) drivers.Type {
+	if t.Scaled() {
+		return drivers.Float64
+	}
+	return t.Type
+}
+
+// scale applies scale and offset. A scale like 0.1 or 0.01 divides by its
+// exact inverse instead, so 454 × 0.1 gives 45.4, not 45.400000000000006.
+func scale(t *drivers.Tag, v float64) float64 {
+	if t.Scale != nil {
+		s := *t.Scale
+		if inv := math.Round(1 / s); s != 0 && math.Abs(s) < 1 && inv != 0 && 1/inv == s {
+			v /= inv
+		} else {
+			v *= s
+		}
+	}
+	if t.Offset != nil {
+		v += *t.Offset
+	}
+	return v
+}
+
+// ToRaw converts an engineering value back to the tag's raw type, undoing
+// scale and offset and checking the range. It is what a write sends.
+func ToRaw(t *drivers.Tag, v drivers.Value) (drivers.Value, error) {
+	if !t.Scaled() && v.Type() == t.Type {
+		return v, nil
+	}
+	switch {
+	case t.Type == drivers.Bool:
+		if v.Type() != drivers.Bool {
+			return drivers.Value{}, fmt.Errorf("want a boolean, got %s", v.Type())
+		}
+		return v, nil
+	case t.Type == drivers.String:
+		if v.Type() != drivers.String {
+			return drivers.Value{}, fmt.Errorf("want a string, got %s", v.Type())
+		}
+		return v, nil
+	case !v.Type().IsNumeric():
+		return drivers.Value{}, fmt.Errorf("want a number, got %s", v.Type())
+	}
+	f := v.Float()
+	if t.Offset != nil {
+		f -= *t.Offset
+	}
+	if t.Scale != nil {
+		if *t.Scale == 0 {
+			return drivers.Value{}, errors.New("scale is 0")
+		}
+		f /= *t.Scale
+	}
+	if t.Type.IsFloat() {
+		return drivers.FloatValue(t.Type, f), nil
+	}
+	f = math.Round(f)
+	lo, hi := intRange(t.Type)
+	if math.IsNaN(f) || f < lo || f > hi {
+		return drivers.Value{}, fmt.Errorf("%v is out of range for %s", v, t.Type)
+	}
+	if t.Type.IsSigned() {
+		return drivers.IntValue(t.Type, int64(f)), nil
+	}
+	return drivers.UintValue(t.Type, uint64(f)), nil
+}
+
+func intRange(t drivers.Type) (float64, float64) {
+	switch t {
+	case drivers.Int8:
+		return math.MinInt8, math.MaxInt8
+	case drivers.Int16:
+		return math.MinInt16, math.MaxInt16
+	case drivers.Int32:
+		return math.MinInt32, math.MaxInt32
+	case drivers.Int64:
+		return math.MinInt64, math.MaxInt64
+	case drivers.Uint8:
+		return 0, math.MaxUint8
+	case drivers.Uint16:
+		return 0, math.MaxUint16
+	case drivers.Uint32:
+		return 0, math.MaxUint32
+	case drivers.Uint64:
+		return 0, math.MaxUint64
+	}
+	return 0, 0
+}

@@ -1,0 +1,536 @@
+package scan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgeagent/edgeagent/agent/config"
+	"github.com/edgeagent/edgeagent/agent/health"
+	"github.com/edgeagent/edgeagent/agent/record"
+	"github.com/edgeagent/edgeagent/drivers"
+	"github.com/edgeagent/edgeagent/internal/backoff"
+)
+
+// Scanner runs one device. One goroutine (Run) owns the driver, so drivers
+// need not be safe for concurrent use (a push driver's Subscribe runs on a
+// goroutine of its own).
+type Scanner struct {
+	id      string
+	poll    time.Duration
+	timeout time.Duration
+	drv     drivers.Driver
+	tags    []drivers.Tag
+	types   []drivers.Type // published type per tag: Float64 when scaled
+	byName  []int32        // tag indexes sorted by name
+	log     *slog.Logger
+	store   *Store
+	mon     *health.Monitor
+	now     func() time.Time
+
+	writes  chan writeReq
+	retired atomic.Bool
+
+	// Owned by Run.
+	heart    *health.Heart
+	recBuf   []byte           // the record being stored; the buffer copies it
+	samples  []drivers.Sample // the last full read
+	changed  []int32          // tags whose sample differs from cur
+	pushed   []record.Point   // changes of one pushed batch
+	inBatch  map[int32]int    // tag → its latest point in pushed
+	overruns int
+	badType  bool // a pushed sample had the wrong type (logged once)
+
+	writesFailed atomic.Uint64
+
+	// cur is the value last stored per tag: what report by exception
+	// compares with and what births carry. Only Run writes it (under mu,
+	// once the buffer took the record), so Run reads it without the lock;
+	// the view reads it under mu. A scan whose record the buffer refused
+	// leaves cur alone, and the next scan reports those changes again.
+	mu     sync.Mutex
+	cur    []record.Point
+	online bool
+}
+
+type writeReq struct {
+	ctx   context.Context // of the MQTT session the command came on
+	tag   int
+	value drivers.Value // engineering units, typed as the tag's published type
+}
+
+// writeQueue bounds the writes waiting for one device.
+const writeQueue = 64
+
+// New prepares a scanner for a configured device. It does no I/O.
+func New(dev config.Device, store *Store, mon *health.Monitor, log *slog.Logger) *Scanner {
+	s := &Scanner{
+		id: dev.ID, poll: dev.Poll, timeout: dev.Timeout, drv: dev.Instance,
+		log: log.With("device", dev.ID, "driver", dev.Driver), store: store, mon: mon, now: time.Now,
+		writes: make(chan writeReq, writeQueue),
+	}
+	tags := dev.Instance.Tags()
+	s.tags = tags
+	s.types = make([]drivers.Type, len(tags))
+	s.byName = make([]int32, len(tags))
+	for i := range tags {
+		s.types[i] = EngType(&tags[i])
+		s.byName[i] = int32(i)
+	}
+	slices.SortFunc(s.byName, func(a, b int32) int { return strings.Compare(tags[a].Name, tags[b].Name) })
+	s.samples = make([]drivers.Sample, 0, len(tags))
+	s.changed = make([]int32, 0, len(tags))
+	s.cur = make([]record.Point, len(tags))
+	return s
+}
+
+// ID is the device id.
+func (s *Scanner) ID() string { return s.id }
+
+// Tags are the device's tags in configuration order; do not modify them.
+func (s *Scanner) Tags() []drivers.Tag { return s.tags }
+
+// Type is the type tag j is published as.
+func (s *Scanner) Type(j int) drivers.Type { return s.types[j] }
+
+// TagIndex finds a tag by name.
+func (s *Scanner) TagIndex(name []byte) (int, bool) {
+	k := sort.Search(len(s.byName), func(k int) bool { return s.tags[s.byName[k]].Name >= string(name) })
+	if k < len(s.byName) && s.tags[s.byName[k]].Name == string(name) {
+		return int(s.byName[k]), true
+	}
+	return 0, false
+}
+
+// TagIndexHint finds a stored sample's tag: the index it was written with
+// if that tag still has its name, else by name.
+func (s *Scanner) TagIndexHint(name []byte, hint uint64) (int, bool) {
+	if hint < uint64(len(s.tags)) && s.tags[hint].Name == string(name) {
+		return int(hint), true
+	}
+	return s.TagIndex(name)
+}
+
+// Snapshot copies the value last stored per tag into dst; ok is false while
+// the device is offline.
+func (s *Scanner) Snapshot(dst []record.Point) (pts []record.Point, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append(dst[:0], s.cur...), s.online
+}
+
+// Online reports whether the PLC answers.
+func (s *Scanner) Online() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.online
+}
+
+// WritesFailed counts writes the PLC did not accept.
+func (s *Scanner) WritesFailed() uint64 { return s.writesFailed.Load() }
+
+// Write queues a write of v, in engineering units, to the scanner,
+// without blocking. It refuses at once a tag that is not writable and a
+// value that does not fit the tag (type, range). ctx is the session the
+// command arrived on: once it has ended the write is dropped instead of
+// applied.
+func (s *Scanner) Write(ctx context.Context, tag int, v drivers.Value) error {
+	if tag < 0 || tag >= len(s.tags) {
+		return fmt.Errorf("no tag %d", tag)
+	}
+	t := &s.tags[tag]
+	if _, ok := s.drv.(drivers.Writer); !ok || !t.Writable {
+		return drivers.ErrNotWritable
+	}
+	if _, err := ToRaw(t, v); err != nil {
+		return err
+	}
+	if !s.Online() {
+		return ErrOffline
+	}
+	select {
+	case s.writes <- writeReq{ctx: ctx, tag: tag, value: v}:
+		return nil
+	default:
+		return ErrWriteQueueFull
+	}
+}
+
+// Retire marks the scanner as leaving the configuration: when it stops it
+// stores an Offline event, so the host gets a DDEATH.
+func (s *Scanner) Retire() { s.retired.Store(true) }
+
+// Run connects, reads and stores events until ctx ends, reconnecting with
+// backoff. It returns nil when ctx ends.
+func (s *Scanner) Run(ctx context.Context) error {
+	s.heart = s.mon.Add("scanner " + s.id)
+	defer s.mon.Remove(s.heart)
+	bo := backoff.Backoff{Min: 500 * time.Millisecond, Max: 30 * time.Second}
+	for ctx.Err() == nil {
+		err := s.session(ctx, &bo)
+		if ctx.Err() != nil {
+			break
+		}
+		wait := bo.Next()
+		s.log.Warn("plc unreachable", "err", err, "retry_in", wait.Round(time.Millisecond))
+		s.idle(ctx, wait)
+	}
+	if s.retired.Load() && s.Online() {
+		if err := s.storeEvent(record.Offline, s.now().UnixMilli(), nil); err != nil {
+			s.log.Error("storing offline event failed", "err", err)
+		}
+	}
+	s.refuseWrites(errors.New("the device was removed or reconfigured"))
+	return nil
+}
+
+// idle waits out a backoff, beating and refusing writes meanwhile.
+func (s *Scanner) idle(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	tick := time.NewTicker(health.BeatEvery)
+	defer tick.Stop()
+	for {
+		s.heart.Beat()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			return
+		case w := <-s.writes:
+			s.refuse(w, ErrOffline)
+		case <-tick.C:
+		}
+	}
+}
+
+func (s *Scanner) refuseWrites(why error) {
+	for {
+		select {
+		case w := <-s.writes:
+			s.refuse(w, why)
+		default:
+			return
+		}
+	}
+}
+
+func (s *Scanner) refuse(w writeReq, why error) {
+	s.writesFailed.Add(1)
+	s.log.Warn("write refused", "tag", s.tags[w.tag].Name, "value", w.value.String(), "err", why)
+}
+
+// session connects, stores the Online event, reads until an error, and
+// stores the Offline event.
+func (s *Scanner) session(ctx context.Context, bo *backoff.Backoff) error {
+	defer s.closeDriver()
+	s.heart.Busy(s.timeout)
+	cctx, cancel := context.WithTimeout(ctx, s.timeout)
+	err := s.drv.Connect(cctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("connecting: %w", err)
+	}
+	if err := s.read(ctx); err != nil {
+		return err
+	}
+	if err := s.storeEvent(record.Online, s.now().UnixMilli(), nil); err != nil {
+		return fmt.Errorf("storing online event: %w", err)
+	}
+	s.log.Info("plc online", "tags", len(s.tags))
+	bo.Reset()
+	if sub, ok := s.drv.(drivers.Subscriber); ok {
+		err = s.push(ctx, sub)
+	} else {
+		err = s.pollLoop(ctx)
+	}
+	if ctx.Err() != nil {
+		// Stopping is not a device failure: the NDEATH covers it (a
+		// retired scanner stores its Offline in Run).
+		return nil
+	}
+	if perr := s.storeEvent(record.Offline, s.now().UnixMilli(), nil); perr != nil {
+		s.log.Error("storing offline event failed", "err", perr)
+	}
+	s.refuseWrites(ErrOffline)
+	return err
+}
+
+func (s *Scanner) closeDriver() {
+	s.heart.Busy(s.timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	defer cancel()
+	if err := s.drv.Close(ctx); err != nil {
+		s.log.Debug("closing driver", "err", err)
+	}
+}
+
+func (s *Scanner) pollLoop(ctx context.Context) error {
+	// Scans start on multiples of the poll interval, so devices with the
+	// same interval scan together and the buffer commits their records in
+	// one transaction: fewer fsyncs and less flash wear.
+	next := s.now().Truncate(s.poll).Add(s.poll)
+	timer := time.NewTimer(time.Until(next))
+	defer timer.Stop()
+	tick := time.NewTicker(health.BeatEvery)
+	defer tick.Stop()
+	for {
+		s.heart.Beat()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case w := <-s.writes:
+			s.write(ctx, w)
+			continue
+		case <-tick.C:
+			continue
+		case <-timer.C:
+		}
+		if err := s.scan(ctx); err != nil {
+			return err
+		}
+		next = next.Add(s.poll)
+		if now := s.now(); !next.After(now) {
+			// Overran: skip to the next boundary instead of piling up.
+			missed := now.Sub(next)/s.poll + 1
+			next = next.Add(missed * s.poll)
+			s.overruns++
+			s.log.Warn("scan overran its poll interval, skipping ticks", "skipped", int(missed), "poll", s.poll, "overruns", s.overruns)
+		}
+		timer.Reset(time.Until(next))
+	}
+}
+
+// scan reads every tag once and stores what changed.
+func (s *Scanner) scan(ctx context.Context) error {
+	if err := s.read(ctx); err != nil {
+		return err
+	}
+	s.changed = s.changed[:0]
+	for i := range s.samples {
+		p := s.point(i)
+		if s.differs(&s.cur[i], &p) {
+			s.changed = append(s.changed, int32(i))
+		}
+	}
+	if len(s.changed) == 0 {
+		return nil
+	}
+	if err := s.storeEvent(record.Data, s.now().UnixMilli(), s.changed); err != nil {
+		s.log.Error("storing scan failed; samples dropped", "err", err, "samples", len(s.changed))
+	}
+	return nil
+}
+
+func (s *Scanner) read(ctx context.Context) error {
+	bound := s.timeout * time.Duration(max(1, len(s.tags)/100+1))
+	s.heart.Busy(bound)
+	rctx, cancel := context.WithTimeout(ctx, bound)
+	defer cancel()
+	var err error
+	s.samples, err = s.drv.Read(rctx, s.samples[:0])
+	if err != nil {
+		return fmt.Errorf("reading: %w", err)
+	}
+	if len(s.samples) != len(s.tags) {
+		return fmt.Errorf("driver returned %d samples for %d tags", len(s.samples), len(s.tags))
+	}
+	return nil
+}
+
+// push stores the changes a Subscriber delivers until the subscription
+// ends.
+func (s *Scanner) push(ctx context.Context, sub drivers.Subscriber) error {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan []drivers.Sample, 16)
+	done := make(chan error, 1)
+	go func() { done <- sub.Subscribe(sctx, batches) }()
+	tick := time.NewTicker(health.BeatEvery)
+	defer tick.Stop()
+	for {
+		s.heart.Beat()
+		select {
+		case <-ctx.Done():
+			cancel()
+			<-done
+			return ctx.Err()
+		case err := <-done:
+			for len(batches) > 0 {
+				s.pushedBatch(<-batches)
+			}
+			if err == nil {
+				err = errors.New("the subscription ended")
+			}
+			return fmt.Errorf("subscription: %w", err)
+		case b := <-batches:
+			s.pushedBatch(b)
+		case w := <-s.writes:
+			s.write(ctx, w)
+		case <-tick.C:
+		}
+	}
+}
+
+// pushedBatch stores the samples of one pushed batch that differ from what
+// was stored before them.
+func (s *Scanner) pushedBatch(batch []drivers.Sample) {
+	s.pushed = s.pushed[:0]
+	if s.inBatch == nil {
+		s.inBatch = map[int32]int{}
+	}
+	clear(s.inBatch)
+	for k := range batch {
+		smp := &batch[k]
+		i := smp.Tag
+		if i < 0 || int(i) >= len(s.tags) {
+			continue
+		}
+		if smp.Quality != drivers.QualityBad && smp.Value.Type() != s.tags[i].Type {
+			// Never publish a value as another type: the driver re-births
+			// the device when a node's type really changed.
+			if !s.badType {
+				s.badType = true
+				s.log.Warn("pushed value has the wrong type; dropped", "tag", s.tags[i].Name, "type", smp.Value.Type(), "want", s.tags[i].Type)
+			}
+			continue
+		}
+		p := s.pointOf(smp)
+		prev := &s.cur[i]
+		if at, ok := s.inBatch[i]; ok {
+			prev = &s.pushed[at]
+		}
+		if !s.differs(prev, &p) {
+			continue
+		}
+		s.inBatch[i] = len(s.pushed)
+		s.pushed = append(s.pushed, p)
+	}
+	if len(s.pushed) == 0 {
+		return
+	}
+	if err := s.storePoints(s.now().UnixMilli(), s.pushed); err != nil {
+		s.log.Error("storing pushed changes failed; samples dropped", "err", err, "samples", len(s.pushed))
+	}
+}
+
+// point converts sample i of the last read to engineering units.
+func (s *Scanner) point(i int) record.Point { return s.pointOf(&s.samples[i]) }
+
+func (s *Scanner) pointOf(smp *drivers.Sample) record.Point {
+	p := record.Point{Tag: smp.Tag, Value: smp.Value, Time: smp.Time, Quality: smp.Quality}
+	if t := &s.tags[smp.Tag]; t.Scaled() {
+		p.Value = drivers.FloatValue(drivers.Float64, scale(t, smp.Value.Float()))
+	}
+	return p
+}
+
+// differs reports whether p must be published against old, the value
+// before it.
+func (s *Scanner) differs(old, p *record.Point) bool {
+	if old.Quality != p.Quality {
+		return true
+	}
+	if old.Value.Equal(p.Value) {
+		return false
+	}
+	if db := s.tags[p.Tag].Deadband; db > 0 && s.types[p.Tag].IsNumeric() && old.Value.Type() == p.Value.Type() {
+		return math.Abs(p.Value.Float()-old.Value.Float()) >= db
+	}
+	return true
+}
+
+// storeEvent stores an event of the last read: every tag for Online
+// (tags is nil), the listed tags for Data, none for Offline. Once the
+// buffer has it, the view changes to match.
+func (s *Scanner) storeEvent(kind record.Kind, at int64, tags []int32) error {
+	n := len(tags)
+	if kind == record.Online {
+		n = len(s.tags)
+	} else if kind == record.Offline {
+		n = 0
+	}
+	rec := record.AppendHeader(s.recBuf[:0], kind, s.id, at, n)
+	switch kind {
+	case record.Online:
+		for i := range s.tags {
+			p := s.point(i)
+			rec = record.AppendPoint(rec, s.tags[i].Name, at, &p)
+		}
+	case record.Data:
+		for _, i := range tags {
+			p := s.point(int(i))
+			rec = record.AppendPoint(rec, s.tags[i].Name, at, &p)
+		}
+	}
+	s.recBuf = rec
+	return s.store.put(rec, n, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		switch kind {
+		case record.Online:
+			s.online = true
+			for i := range s.cur {
+				s.cur[i] = s.point(i)
+			}
+		case record.Offline:
+			s.online = false
+		case record.Data:
+			for _, i := range tags {
+				s.cur[i] = s.point(int(i))
+			}
+		}
+	})
+}
+
+// storePoints stores a Data event of pushed points, oldest first.
+func (s *Scanner) storePoints(at int64, pts []record.Point) error {
+	rec := record.AppendHeader(s.recBuf[:0], record.Data, s.id, at, len(pts))
+	for k := range pts {
+		rec = record.AppendPoint(rec, s.tags[pts[k].Tag].Name, at, &pts[k])
+	}
+	s.recBuf = rec
+	return s.store.put(rec, len(pts), func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for k := range pts {
+			s.cur[pts[k].Tag] = pts[k]
+		}
+	})
+}
+
+// write applies one queued write.
+func (s *Scanner) write(ctx context.Context, w writeReq) {
+	t := &s.tags[w.tag]
+	if w.ctx.Err() != nil {
+		s.log.Warn("write dropped: the broker session it came on has ended", "tag", t.Name, "value", w.value.String())
+		return
+	}
+	wr, ok := s.drv.(drivers.Writer)
+	if !ok || !t.Writable {
+		s.refuse(w, drivers.ErrNotWritable)
+		return
+	}
+	raw, err := ToRaw(t, w.value)
+	if err != nil {
+		s.refuse(w, err)
+		return
+	}
+	s.heart.Busy(s.timeout)
+	wctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if err := wr.Write(wctx, w.tag, raw); err != nil {
+		s.writesFailed.Add(1)
+		s.log.Error("write failed", "tag", t.Name, "value", raw.String(), "err", err)
+		return
+	}
+	s.log.Info("wrote tag", "tag", t.Name, "value", raw.String())
+}

@@ -1,0 +1,379 @@
+package uplink
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"math"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/edgeagent/edgeagent/agent/config"
+	"github.com/edgeagent/edgeagent/agent/health"
+	"github.com/edgeagent/edgeagent/drivers"
+	"github.com/edgeagent/edgeagent/sparkplug"
+)
+
+// inbox holds a session's inbound messages in arrival order. paho calls
+// put from its reader, one message at a time (order matters is on), so put
+// must never block: a flood beyond inboxMax is dropped, counted and
+// logged, which a real host never causes.
+type inbox struct {
+	mu      sync.Mutex
+	msgs    []mqtt.Message
+	dropped int
+	ready   chan struct{}
+}
+
+const inboxMax = 4096
+
+func newInbox() *inbox { return &inbox{ready: make(chan struct{}, 1)} }
+
+func (b *inbox) put(m mqtt.Message) {
+	b.mu.Lock()
+	if len(b.msgs) >= inboxMax {
+		b.dropped++
+		b.mu.Unlock()
+		return
+	}
+	b.msgs = append(b.msgs, m)
+	b.mu.Unlock()
+	select {
+	case b.ready <- struct{}{}:
+	default:
+	}
+}
+
+// take returns the messages in arrival order and how many were dropped.
+func (b *inbox) take() ([]mqtt.Message, int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	m, d := b.msgs, b.dropped
+	b.msgs, b.dropped = nil, 0
+	return m, d
+}
+
+func (s *session) clientOptions() (*mqtt.ClientOptions, error) {
+	m := s.cfg.MQTT
+	death := sparkplug.AppendNodeDeath(nil, uint64(s.u.now().UnixMilli()), s.bdSeq)
+	lost := s.lost
+	o := mqtt.NewClientOptions().AddBroker(s.server).SetClientID(m.ClientID).
+		// 3.1.1 only: paho would otherwise retry a refused CONNECT as
+		// MQTT 3.1, a second CONNECT with the same bdSeq.
+		SetProtocolVersion(4).
+		SetCleanSession(true).SetAutoReconnect(false).SetConnectRetry(false).
+		SetKeepAlive(m.Keepalive.D()).SetPingTimeout(max(time.Second, m.Keepalive.D()/2)).
+		SetConnectTimeout(m.ConnectTimeout.D()).
+		// In order, on paho's reader: the inbox keeps the order and
+		// never blocks it.
+		SetOrderMatters(true).
+		SetCustomOpenConnectionFn(dialBroker).
+		SetBinaryWill(s.topics.death, death, 1, false).
+		SetDefaultPublishHandler(func(_ mqtt.Client, msg mqtt.Message) { s.inbox.put(msg) }).
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			s.u.log.Warn("broker connection lost", "err", err)
+			select {
+			case lost <- struct{}{}:
+			default:
+			}
+		})
+	if m.Username != "" {
+		o.SetUsername(m.Username)
+	}
+	if m.PasswordFile != "" {
+		b, err := os.ReadFile(m.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt.password_file: %w", err)
+		}
+		o.SetPassword(strings.TrimRight(string(b), "\r\n"))
+	}
+	if strings.HasPrefix(s.server, "ssl") || strings.HasPrefix(s.server, "tls") || strings.HasPrefix(s.server, "mqtts") || strings.HasPrefix(s.server, "wss") || m.TLS.CAFile != "" {
+		tc, err := tlsConfig(m.TLS)
+		if err != nil {
+			return nil, err
+		}
+		o.SetTLSConfig(tc)
+	}
+	return o, nil
+}
+
+func tlsConfig(t config.TLSConfig) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt.tls.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("mqtt.tls.ca_file %s: no PEM certificates found", t.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt.tls cert_file/key_file: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// handleInbox handles the messages that arrived, in order. It returns an
+// error only to end the session (primary host offline).
+func (s *session) handleInbox() error {
+	msgs, dropped := s.inbox.take()
+	if dropped > 0 {
+		s.u.stats.commandsRefused.Add(uint64(dropped))
+		s.u.log.Error("inbound messages dropped: more arrived than the node could take", "dropped", dropped)
+	}
+	for i, m := range msgs {
+		if err := s.onMessage(m); err != nil {
+			if n := len(msgs) - i - 1; n > 0 {
+				s.u.log.Debug("messages left unhandled as the session ends", "count", n)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// onMessage handles NCMD, DCMD and STATE. Bad commands are refused and
+// logged with what and why; they never stop the session. It returns an
+// error only to end the session (primary host offline).
+func (s *session) onMessage(msg mqtt.Message) error {
+	t, err := sparkplug.ParseTopic(msg.Topic())
+	if err != nil {
+		s.refuse("unparseable topic", "topic", msg.Topic(), "err", err)
+		return nil
+	}
+	switch t.Type {
+	case sparkplug.STATE:
+		return s.onState(msg.Payload())
+	case sparkplug.NCMD:
+		p, err := sparkplug.Decode(msg.Payload())
+		if err != nil {
+			s.refuse("undecodable NCMD", "err", err)
+			return nil
+		}
+		for k := range p.Metrics {
+			m := &p.Metrics[k]
+			if m.Name == sparkplug.MetricRebirth {
+				if m.Type != sparkplug.TypeUnknown && m.Type != sparkplug.TypeBoolean {
+					s.refuse("rebirth with a non-boolean datatype", "datatype", m.Type)
+					continue
+				}
+				if m.Int != 0 {
+					s.rebirth()
+				}
+				continue
+			}
+			s.refuse("unknown node command", "metric", m.Name, "alias", m.Alias)
+		}
+	case sparkplug.DCMD:
+		ds, ok := s.devs[t.Device]
+		if !ok {
+			s.refuse("DCMD for an unknown device", "device", t.Device)
+			return nil
+		}
+		p, err := sparkplug.Decode(msg.Payload())
+		if err != nil {
+			s.refuse("undecodable DCMD", "device", t.Device, "err", err)
+			return nil
+		}
+		for k := range p.Metrics {
+			s.command(ds, &p.Metrics[k])
+		}
+	default:
+		s.refuse("unexpected message type", "topic", msg.Topic())
+	}
+	return nil
+}
+
+func (s *session) refuse(msg string, args ...any) {
+	s.u.stats.commandsRefused.Add(1)
+	s.u.log.Warn("command refused: "+msg, args...)
+}
+
+// rebirth answers an NCMD Rebirth: no data in between (this goroutine is
+// the only publisher), same bdSeq, seq from 0, births from the state as
+// of the last record published live.
+func (s *session) rebirth() {
+	s.u.stats.rebirths.Add(1)
+	s.u.log.Info("rebirth requested by host")
+	s.births()
+}
+
+// command applies one DCMD metric to a device.
+func (s *session) command(ds *devState, m *sparkplug.Metric) {
+	d := ds.dev
+	tags := d.Tags()
+	j := -1
+	if m.Name != "" {
+		if k, ok := d.TagIndex([]byte(m.Name)); ok {
+			j = k
+		}
+	} else if m.HasAlias && m.Alias >= ds.alias && m.Alias < ds.alias+uint64(len(tags)) {
+		j = int(m.Alias - ds.alias)
+	}
+	if j < 0 {
+		s.refuse("DCMD names no metric of the device", "device", d.ID(), "metric", m.Name, "alias", m.Alias)
+		return
+	}
+	tag := &tags[j]
+	if !tag.Writable {
+		s.refuse("tag is not writable", "device", d.ID(), "tag", tag.Name)
+		return
+	}
+	if m.Type == sparkplug.TypeUnknown {
+		if err := m.Resolve(spType(d.Type(j))); err != nil {
+			s.refuse("DCMD value does not fit the tag", "device", d.ID(), "tag", tag.Name, "err", err)
+			return
+		}
+	}
+	v, err := fromMetric(m)
+	if err != nil {
+		s.refuse("DCMD value", "device", d.ID(), "tag", tag.Name, "err", err)
+		return
+	}
+	if err := d.Write(s.ctx, j, v); err != nil {
+		s.refuse("DCMD write", "device", d.ID(), "tag", tag.Name, "value", v.String(), "err", err)
+	}
+}
+
+// onState follows Sparkplug 3.0's STATE rules for the primary host.
+func (s *session) onState(b []byte) error {
+	u := s.u
+	st, err := sparkplug.ParseState(b)
+	if err != nil {
+		u.log.Warn("ignoring unreadable STATE of the primary host", "host", s.cfg.MQTT.PrimaryHostID, "err", err)
+		return nil
+	}
+	// The host has a session, and so a STATE timestamp, per server:
+	// compare only with what this server said before.
+	if last := u.hostTS[s.server]; st.Timestamp < last {
+		u.log.Debug("ignoring STATE older than the last one", "timestamp", st.Timestamp, "last", last, "server", s.server)
+		return nil
+	}
+	u.hostTS[s.server] = st.Timestamp
+	was := s.hostUp
+	s.hostUp = st.Online
+	if was && !st.Online {
+		u.log.Warn("primary host offline; buffering until it returns", "host", s.cfg.MQTT.PrimaryHostID)
+		return errHostOffline
+	}
+	return nil
+}
+
+// waitHost blocks until the primary host's STATE says online, or gives
+// the server up after primary_host_timeout so the next one is tried.
+func (s *session) waitHost(ctx context.Context) error {
+	u := s.u
+	u.log.Info("waiting for primary host", "host", s.cfg.MQTT.PrimaryHostID)
+	giveUp := time.NewTimer(s.cfg.MQTT.PrimaryHostTimeout.D())
+	defer giveUp.Stop()
+	tick := time.NewTicker(health.BeatEvery)
+	defer tick.Stop()
+	for !s.hostUp {
+		u.heart.Beat()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.lost:
+			return fmt.Errorf("waiting for primary host: %w", errConnLost)
+		case <-tick.C:
+		case <-s.inbox.ready:
+			msgs, _ := s.inbox.take()
+			for _, msg := range msgs {
+				t, err := sparkplug.ParseTopic(msg.Topic())
+				if err == nil && t.Type == sparkplug.STATE {
+					s.onState(msg.Payload())
+					continue
+				}
+				// Commands before births refer to nothing yet.
+				u.log.Debug("ignoring message before births", "topic", msg.Topic())
+			}
+		case <-giveUp.C:
+			return fmt.Errorf("primary host %q not online on this server within %v", s.cfg.MQTT.PrimaryHostID, s.cfg.MQTT.PrimaryHostTimeout.D())
+		}
+	}
+	return nil
+}
+
+// spType maps a tag's published type to its Sparkplug datatype.
+func spType(t drivers.Type) sparkplug.DataType {
+	switch t {
+	case drivers.Bool:
+		return sparkplug.TypeBoolean
+	case drivers.Int8:
+		return sparkplug.TypeInt8
+	case drivers.Int16:
+		return sparkplug.TypeInt16
+	case drivers.Int32:
+		return sparkplug.TypeInt32
+	case drivers.Int64:
+		return sparkplug.TypeInt64
+	case drivers.Uint8:
+		return sparkplug.TypeUInt8
+	case drivers.Uint16:
+		return sparkplug.TypeUInt16
+	case drivers.Uint32:
+		return sparkplug.TypeUInt32
+	case drivers.Uint64:
+		return sparkplug.TypeUInt64
+	case drivers.Float32:
+		return sparkplug.TypeFloat
+	case drivers.Float64:
+		return sparkplug.TypeDouble
+	case drivers.String:
+		return sparkplug.TypeString
+	case drivers.DateTime:
+		return sparkplug.TypeDateTime
+	}
+	return sparkplug.TypeUnknown
+}
+
+// setValue puts v into m's value fields.
+func setValue(m *sparkplug.Metric, v drivers.Value) {
+	switch t := v.Type(); {
+	case t == drivers.TypeInvalid:
+		m.Null = true
+	case t.IsFloat():
+		m.Float = v.Float()
+	case t == drivers.String:
+		m.Str = v.Str()
+	default:
+		m.Int = v.Uint()
+	}
+}
+
+// fromMetric converts a command metric to a typed value.
+func fromMetric(m *sparkplug.Metric) (drivers.Value, error) {
+	if m.Null {
+		return drivers.Value{}, fmt.Errorf("null value")
+	}
+	switch m.Type {
+	case sparkplug.TypeBoolean:
+		return drivers.BoolValue(m.Int != 0), nil
+	case sparkplug.TypeInt8, sparkplug.TypeInt16, sparkplug.TypeInt32, sparkplug.TypeInt64:
+		return drivers.IntValue(drivers.Int64, int64(m.Int)), nil
+	case sparkplug.TypeUInt8, sparkplug.TypeUInt16, sparkplug.TypeUInt32, sparkplug.TypeUInt64:
+		return drivers.UintValue(drivers.Uint64, m.Int), nil
+	case sparkplug.TypeFloat, sparkplug.TypeDouble:
+		if math.IsNaN(m.Float) || math.IsInf(m.Float, 0) {
+			return drivers.Value{}, fmt.Errorf("%v cannot be written", m.Float)
+		}
+		return drivers.FloatValue(drivers.Float64, m.Float), nil
+	case sparkplug.TypeString, sparkplug.TypeText:
+		return drivers.StringValue(m.Str), nil
+	case sparkplug.TypeDateTime:
+		return drivers.TimeValueMs(int64(m.Int)), nil
+	}
+	return drivers.Value{}, fmt.Errorf("datatype %v cannot be written to a PLC tag", m.Type)
+}

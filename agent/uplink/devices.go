@@ -1,0 +1,165 @@
+package uplink
+
+import (
+	"github.com/edgeagent/edgeagent/agent/record"
+	"github.com/edgeagent/edgeagent/drivers"
+	"github.com/edgeagent/edgeagent/sparkplug"
+)
+
+// devState is what one session knows of one device.
+type devState struct {
+	dev      Device
+	topics   devTopics
+	alias    uint64 // the device's tag j has alias alias+j
+	born     bool   // DBIRTH sent this session
+	histBorn bool   // born only to carry history of an offline device
+	online   bool
+	table    []record.Point // state as of the last record published live
+}
+
+type devTopics struct{ birth, death, data string }
+
+// newDevState gives a device of this session its topics and a fresh block
+// of aliases.
+func (s *session) newDevState(d Device) *devState {
+	g, e := s.cfg.Node.GroupID, s.cfg.Node.EdgeNodeID
+	tp := func(t sparkplug.MessageType) string {
+		return sparkplug.Topic{Group: g, Type: t, Node: e, Device: d.ID()}.String()
+	}
+	n := len(d.Tags())
+	if s.nextAl == 0 {
+		s.nextAl = 1
+	}
+	ds := &devState{dev: d, topics: devTopics{tp(sparkplug.DBIRTH), tp(sparkplug.DDEATH), tp(sparkplug.DDATA)},
+		alias: s.nextAl, table: make([]record.Point, n)}
+	s.nextAl += uint64(n)
+	return ds
+}
+
+// renumber gives every device a block of aliases from 1 again. Only at an
+// NBIRTH, after which hosts forget every alias of the node.
+func (s *session) renumber() {
+	s.nextAl = 1
+	for _, ds := range s.order {
+		ds.alias = s.nextAl
+		s.nextAl += uint64(len(ds.dev.Tags()))
+	}
+}
+
+// switchDevices moves to the next device set handed over by a reload. A
+// device whose Device is the same keeps everything; a removed one gets
+// its DDEATH if it still has a birth; a changed or added one starts
+// unborn and offline, with a fresh block of aliases, until its scanner
+// reports it online.
+func (s *session) switchDevices() {
+	next := s.due[0].devs
+	s.due = s.due[1:]
+	s.u.devs = next
+	s.flushData()
+	keep := make(map[string]*devState, len(next))
+	order := make([]*devState, 0, len(next))
+	for _, d := range next {
+		ds, ok := s.devs[d.ID()]
+		if !ok || ds.dev != d {
+			if ok && ds.born {
+				s.deviceDeath(ds)
+				s.sent = true
+			}
+			ds = s.newDevState(d)
+		}
+		keep[d.ID()] = ds
+		order = append(order, ds)
+	}
+	for id, ds := range s.devs {
+		if _, ok := keep[id]; !ok && ds.born {
+			s.deviceDeath(ds)
+			s.sent = true
+		}
+	}
+	s.devs, s.order = keep, order
+	s.u.log.Info("devices reloaded", "devices", len(order))
+}
+
+// births sends NBIRTH (seq 0) and a DBIRTH for every online device, from
+// the tables (the state as of the last record published live).
+func (s *session) births() {
+	// pump always ends with the pending DDATA flushed, so this publishes
+	// nothing; were it not, dropping it would let a receipt ack it unsent.
+	s.flushData()
+	s.renumber()
+	s.seq = 0
+	ts := uint64(s.u.now().UnixMilli())
+	nb := [2]sparkplug.Metric{
+		sparkplug.BdSeqMetric(s.bdSeq, ts),
+		{Name: sparkplug.MetricRebirth, Timestamp: ts, Type: sparkplug.TypeBoolean},
+	}
+	s.publish(s.topics.birth, sparkplug.AppendBirth(nil, ts, 0, nb[:]), 0)
+	online := 0
+	for _, ds := range s.order {
+		ds.born, ds.histBorn = false, false
+		if ds.online {
+			s.deviceBirth(ds)
+			online++
+		}
+	}
+	s.u.log.Info("births published", "bdSeq", s.bdSeq, "devices_online", online)
+}
+
+func (s *session) deviceBirth(ds *devState) {
+	s.flushData()
+	d := ds.dev
+	tags := d.Tags()
+	ts := uint64(s.u.now().UnixMilli())
+	// Births are rare: their scratch is not kept (it is the size of the
+	// device's tag list).
+	ms := make([]sparkplug.Metric, 0, len(tags))
+	for j := range tags {
+		p := &ds.table[j]
+		m := s.metric(ds, j, p.Value, p.Time, p.Quality, false)
+		if p.Value.Type() == drivers.TypeInvalid {
+			m.Null = true
+			m.Timestamp = ts
+		}
+		if t := &tags[j]; t.Unit != "" || t.Description != "" {
+			if t.Unit != "" {
+				m.Properties = append(m.Properties, sparkplug.Property{Key: "engUnit", Type: sparkplug.TypeString, Str: t.Unit})
+			}
+			if t.Description != "" {
+				m.Properties = append(m.Properties, sparkplug.Property{Key: "Documentation", Type: sparkplug.TypeString, Str: t.Description})
+			}
+		}
+		ms = append(ms, m)
+	}
+	s.seq++
+	s.publish(ds.topics.birth, sparkplug.AppendBirth(nil, ts, uint64(s.seq), ms), 0)
+	ds.born = true
+}
+
+func (s *session) deviceDeath(ds *devState) {
+	s.flushData()
+	s.seq++
+	s.publish(ds.topics.death, sparkplug.AppendDeviceDeath(nil, uint64(s.u.now().UnixMilli()), uint64(s.seq)), 0)
+	ds.born, ds.histBorn = false, false
+}
+
+// metric builds the Sparkplug metric for a device's tag j.
+func (s *session) metric(ds *devState, j int, v drivers.Value, at int64, q drivers.Quality, historical bool) sparkplug.Metric {
+	m := sparkplug.Metric{Name: ds.dev.Tags()[j].Name, Timestamp: uint64(at), Historical: historical, Type: spType(ds.dev.Type(j))}
+	if s.cfg.Node.UseAliases() {
+		m.Alias, m.HasAlias = ds.alias+uint64(j), true
+	}
+	if q == drivers.QualityBad {
+		// The PLC refused the read: there is no value, only the fact.
+		m.Null = true
+	} else {
+		setValue(&m, v)
+	}
+	if q != drivers.QualityGood {
+		qv := uint64(sparkplug.QualityBad)
+		if q == drivers.QualityStale {
+			qv = sparkplug.QualityStale
+		}
+		m.Properties = []sparkplug.Property{{Key: "Quality", Type: sparkplug.TypeInt32, Int: qv}}
+	}
+	return m
+}

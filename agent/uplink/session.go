@@ -1,0 +1,616 @@
+package uplink
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/edgeagent/edgeagent/agent/config"
+	"github.com/edgeagent/edgeagent/agent/health"
+	"github.com/edgeagent/edgeagent/agent/record"
+	"github.com/edgeagent/edgeagent/buffer"
+	"github.com/edgeagent/edgeagent/sparkplug"
+)
+
+// session is everything that belongs to one MQTT connection. It is made
+// new for every CONNECT and dropped whole when the connection ends.
+type session struct {
+	u      *Uplink
+	cfg    *config.Config // node and broker settings of this connection
+	server string
+	gen    uint64
+	bdSeq  uint64
+	client mqtt.Client
+	// ctx ends with the session: writes queued from its commands are
+	// dropped rather than applied in a later one.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	inbox *inbox
+	lost  chan struct{}
+	rcpt  chan receipt
+
+	topics nodeTopics
+	devs   map[string]*devState
+	order  []*devState // in configuration order
+	nextAl uint64      // next free alias
+	due    []change    // device set changes waiting for their place in the records
+
+	restart  bool // a reload changed the node or broker settings
+	seq      uint8
+	hostUp   bool
+	w        uint64 // newest record at session start: history is <= w
+	live     uint64 // last record published live
+	hist     uint64 // last history record published
+	histDone bool
+	ackLive  uint64 // live records proven up to here
+	ackHist  uint64
+	pending  int // receipts in flight
+	sent     bool
+	tokens   float64
+	lastTok  time.Time
+
+	pendDev *devState          // device of the DDATA being filled, nil if none
+	pend    []sparkplug.Metric // its metrics
+	dataMsg uint64             // DDATA messages published this session
+}
+
+type nodeTopics struct{ birth, death, data, cmd, dcmds, state string }
+
+type receipt struct {
+	live, hist uint64
+	err        error
+}
+
+// session runs one MQTT connection. established reports whether births
+// went out, so the caller can reset its backoff.
+func (u *Uplink) session(ctx context.Context, server string) (established bool, err error) {
+	bd, err := u.bd.next()
+	if err != nil {
+		return false, err
+	}
+	u.gen++
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s := &session{u: u, cfg: u.cfg, server: server, gen: u.gen, bdSeq: bd, ctx: sctx, cancel: cancel,
+		inbox: newInbox(), lost: make(chan struct{}, 1), rcpt: make(chan receipt, 2*maxPendingReceipts)}
+	s.topics = topicsOf(u.cfg)
+	opts, err := s.clientOptions()
+	if err != nil {
+		return false, err
+	}
+	c := mqtt.NewClient(opts)
+	wait := u.cfg.MQTT.ConnectTimeout.D() + time.Second
+	u.heart.Busy(wait)
+	tok := c.Connect()
+	if !tok.WaitTimeout(wait) {
+		c.Disconnect(0)
+		return false, fmt.Errorf("connecting to %s: timed out", server)
+	}
+	if err := tok.Error(); err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			// No CONNECT left: bdSeq counts CONNECT packets.
+			if uerr := u.bd.undo(); uerr != nil {
+				u.log.Warn("could not take back an unused bdSeq", "err", uerr)
+			}
+		}
+		return false, fmt.Errorf("connecting to %s: %w", server, err)
+	}
+	s.client = c
+	u.stats.connects.Add(1)
+	u.stats.connected.Store(true)
+	defer func() {
+		u.stats.connected.Store(false)
+		if lerr := u.buf.SetLinkUp(false); lerr != nil {
+			u.log.Error("spilling buffer to disk failed", "err", lerr)
+		}
+	}()
+	u.log.Info("connected to broker", "server", server, "bdSeq", bd)
+
+	// One DCMD filter for all devices: a DCMD for a device this node does
+	// not have is then refused and counted, not silently never seen.
+	filters := map[string]byte{s.topics.cmd: 1, s.topics.dcmds: 1}
+	if s.topics.state != "" {
+		filters[s.topics.state] = 1
+	}
+	u.heart.Busy(u.cfg.MQTT.ConnectTimeout.D())
+	if err := waitToken(c.SubscribeMultiple(filters, nil), u.cfg.MQTT.ConnectTimeout.D()); err != nil {
+		s.disconnect(true)
+		return false, fmt.Errorf("subscribing on %s: %w", server, err)
+	}
+	s.hostUp = s.topics.state == ""
+	if !s.hostUp {
+		if err := s.waitHost(ctx); err != nil {
+			s.disconnect(!errors.Is(err, errConnLost))
+			return false, err
+		}
+	}
+	if err := u.buf.SetLinkUp(true); err != nil {
+		u.log.Error("buffer link state", "err", err)
+	}
+	s.start()
+	s.births()
+	err = s.serve(ctx)
+	switch {
+	case ctx.Err() != nil:
+		s.goodbye(true)
+		return true, nil
+	case errors.Is(err, errReconfigured):
+		s.goodbye(false)
+	case errors.Is(err, errConnLost):
+		s.disconnect(false)
+	default:
+		s.disconnect(true)
+	}
+	return true, err
+}
+
+var errConnLost = errors.New("connection lost")
+
+func waitToken(t mqtt.Token, d time.Duration) error {
+	if !t.WaitTimeout(d) {
+		return errors.New("timed out")
+	}
+	return t.Error()
+}
+
+func topicsOf(cfg *config.Config) nodeTopics {
+	g, e := cfg.Node.GroupID, cfg.Node.EdgeNodeID
+	tp := func(t sparkplug.MessageType, dev string) string {
+		return sparkplug.Topic{Group: g, Type: t, Node: e, Device: dev}.String()
+	}
+	t := nodeTopics{birth: tp(sparkplug.NBIRTH, ""), death: tp(sparkplug.NDEATH, ""), data: tp(sparkplug.NDATA, ""), cmd: tp(sparkplug.NCMD, ""), dcmds: tp(sparkplug.DCMD, "+")}
+	if h := cfg.MQTT.PrimaryHostID; h != "" {
+		t.state = sparkplug.Topic{Type: sparkplug.STATE, Host: h}.String()
+	}
+	return t
+}
+
+// start takes the device set and a consistent mark: the births carry
+// exactly what the host would know after receiving records up to w.
+func (s *session) start() {
+	u := s.u
+	s.applyChanges()
+	s.devs = make(map[string]*devState, len(u.devs))
+	s.order = s.order[:0]
+	for _, d := range u.devs {
+		ds := s.newDevState(d)
+		s.devs[d.ID()] = ds
+		s.order = append(s.order, ds)
+	}
+	s.w = u.store.Mark(func() {
+		for _, ds := range s.order {
+			ds.table, ds.online = ds.dev.Snapshot(ds.table)
+		}
+	})
+	s.live, s.ackLive = s.w, s.w
+	s.tokens, s.lastTok = 1, u.now()
+	st := u.buf.Stats()
+	u.log.Debug("session start", "history_through", s.w, "buffered", st.Records, "oldest", st.OldestSeq)
+}
+
+// applyChanges takes every device set change handed over so far; at
+// session start they are all due.
+func (s *session) applyChanges() {
+	if s.u.takeSettings(func(ch []change) { s.due = append(s.due, ch...) }) {
+		s.restart = true
+	}
+	if n := len(s.due); n > 0 {
+		s.u.devs = s.due[n-1].devs
+		s.due = s.due[:0]
+	}
+}
+
+// serve publishes live data and history, handles commands and receipts,
+// until the connection drops, the host goes offline, a reload changes the
+// session's settings, or ctx ends.
+func (s *session) serve(ctx context.Context) error {
+	u := s.u
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	linger := time.NewTimer(0)
+	defer linger.Stop()
+	tick := time.NewTicker(health.BeatEvery)
+	defer tick.Stop()
+	for {
+		u.heart.Beat()
+		more, err := s.pump()
+		if err != nil {
+			return err
+		}
+		if s.restart {
+			return errReconfigured
+		}
+		var next <-chan time.Time
+		if more {
+			timer.Reset(s.nextTokenIn())
+			next = timer.C
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.lost:
+			return errConnLost
+		case <-u.store.Notify():
+			// Linger a moment: scans of devices polled together land in
+			// one pump, one receipt and one delete transaction.
+			linger.Reset(lingerFor)
+			select {
+			case <-linger.C:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		case <-next:
+		case <-tick.C:
+		case r := <-s.rcpt:
+			s.onReceipt(r)
+		case <-s.inbox.ready:
+			if err := s.handleInbox(); err != nil {
+				return err
+			}
+		case <-u.wake:
+			if u.takeSettings(func(ch []change) { s.due = append(s.due, ch...) }) {
+				s.restart = true
+			}
+		}
+	}
+}
+
+// pump publishes what is ready: live records, then history within the
+// replay rate. more reports that history is waiting for rate tokens.
+func (s *session) pump() (more bool, err error) {
+	u := s.u
+	if s.pending >= maxPendingReceipts {
+		return false, nil
+	}
+	const batch = 256
+	if s.histDone || !u.cfg.Buffer.InOrder {
+		recs, err := u.reader.Peek(s.live, batch, 8<<20)
+		if err != nil {
+			return false, fmt.Errorf("reading buffer: %w", err)
+		}
+		// Take device set changes after reading: a record read now was
+		// stored after every change handed over before it.
+		if u.takeSettings(func(ch []change) { s.due = append(s.due, ch...) }) {
+			s.restart = true
+		}
+		for _, r := range recs {
+			for len(s.due) > 0 && s.due[0].at < r.Seq {
+				s.switchDevices()
+			}
+			s.publishRecord(r, false)
+			s.live = r.Seq
+		}
+		for len(s.due) > 0 && s.due[0].at <= s.live {
+			s.switchDevices()
+		}
+		s.flushData() // never mix live and historical metrics in one message
+		if len(recs) == batch {
+			defer u.store.Signal()
+		}
+	}
+	if !s.histDone {
+		s.refill()
+		n := int(s.tokens)
+		if n > 0 {
+			recs, err := u.reader.Peek(s.hist, min(n, batch), 8<<20)
+			if err != nil {
+				return false, fmt.Errorf("reading buffer: %w", err)
+			}
+			before := s.dataMsg
+			for _, r := range recs {
+				if r.Seq > s.w {
+					break
+				}
+				s.publishRecord(r, true)
+				s.hist = r.Seq
+			}
+			s.flushData()
+			s.tokens -= float64(max(s.dataMsg-before, 1))
+			if len(recs) == 0 || recs[len(recs)-1].Seq >= s.w || s.hist >= s.w {
+				s.finishHistory()
+			}
+		}
+		more = !s.histDone
+	}
+	if s.sent {
+		s.sendReceipt()
+	}
+	return more, nil
+}
+
+func (s *session) refill() {
+	now := s.u.now()
+	rate := float64(s.u.cfg.Buffer.ReplayRate)
+	s.tokens = min(s.tokens+now.Sub(s.lastTok).Seconds()*rate, max(1, rate/10))
+	s.lastTok = now
+}
+
+func (s *session) nextTokenIn() time.Duration {
+	if s.tokens >= 1 {
+		return 0
+	}
+	return time.Duration((1 - s.tokens) / float64(s.u.cfg.Buffer.ReplayRate) * float64(time.Second))
+}
+
+// finishHistory ends replay: devices born only to carry their history
+// and still offline get their DDEATH.
+func (s *session) finishHistory() {
+	s.histDone = true
+	s.hist = s.w
+	for _, ds := range s.order {
+		if ds.histBorn && !ds.online {
+			s.deviceDeath(ds)
+		}
+	}
+	s.sent = true
+	s.u.log.Info("history replay done", "through", s.w)
+}
+
+// publishRecord publishes one buffered record (data may wait in the
+// pending DDATA for more of the same device).
+func (s *session) publishRecord(r buffer.Record, historical bool) {
+	u := s.u
+	if err := record.Decode(r.Data, &u.rec); err != nil {
+		u.stats.droppedCorrupt.Add(1)
+		u.log.Error("dropping unreadable buffer record", "seq", r.Seq, "err", err)
+		return
+	}
+	rec := &u.rec
+	ds, ok := s.devs[string(rec.Device)]
+	if !ok {
+		u.stats.droppedUnknown.Add(uint64(len(rec.Samples)))
+		u.log.Warn("dropping record of a device no longer configured", "device", string(rec.Device), "samples", len(rec.Samples))
+		return
+	}
+	switch rec.Kind {
+	case record.Offline:
+		if historical {
+			return // superseded by this session's births
+		}
+		ds.online = false
+		if ds.born {
+			s.deviceDeath(ds)
+			s.sent = true
+		}
+		return
+	case record.Online:
+		if !historical {
+			ds.online = true
+			s.updateTable(ds, rec)
+			s.deviceBirth(ds)
+			ds.histBorn = false
+			s.sent = true
+			return
+		}
+		// The snapshot read when the device came back during an outage
+		// holds samples like any scan: replay them as data.
+	}
+	if !historical {
+		s.updateTable(ds, rec)
+	}
+	if !ds.born {
+		// History of a device that is offline now: birth it from its
+		// last known state so the data is valid Sparkplug; it gets its
+		// DDEATH when replay ends.
+		s.deviceBirth(ds)
+		ds.histBorn = historical
+	}
+	if s.pendDev != ds {
+		s.flushData()
+		s.pendDev = ds
+	}
+	d := ds.dev
+	for k := range rec.Samples {
+		p := &rec.Samples[k]
+		j, ok := d.TagIndexHint(p.Name, p.Hint)
+		if !ok || p.Value.Type() != d.Type(j) {
+			u.stats.droppedUnknown.Add(1)
+			continue
+		}
+		if historical {
+			// The DBIRTH of this session carried the device's state as of
+			// the mark: a historical sample equal to it is delivered.
+			if b := &ds.table[j]; b.Time == p.Time && b.Quality == p.Quality && b.Value.Equal(p.Value) {
+				continue
+			}
+		}
+		s.pend = append(s.pend, s.metric(ds, j, p.Value, p.Time, p.Quality, historical))
+		if len(s.pend) >= u.cfg.Buffer.MaxMetrics {
+			s.flushData()
+			s.pendDev = ds
+		}
+	}
+	n := uint64(len(rec.Samples))
+	u.stats.samples.Add(n)
+	if historical {
+		u.stats.historical.Add(n)
+	}
+	s.sent = true
+}
+
+func (s *session) updateTable(ds *devState, rec *record.Record) {
+	for k := range rec.Samples {
+		p := &rec.Samples[k]
+		if j, ok := ds.dev.TagIndexHint(p.Name, p.Hint); ok && p.Value.Type() == ds.dev.Type(j) {
+			ds.table[j] = record.Point{Tag: int32(j), Value: p.Value, Time: p.Time, Quality: p.Quality}
+		}
+	}
+}
+
+// flushData publishes the DDATA being filled. Consecutive records of one
+// device share a message up to max_metrics_per_message; anything else
+// published (births, deaths, receipts) flushes it first, so order holds.
+func (s *session) flushData() {
+	ds := s.pendDev
+	s.pendDev = nil
+	if ds == nil || len(s.pend) == 0 {
+		s.pend = s.pend[:0]
+		return
+	}
+	u := s.u
+	s.seq++
+	ts := uint64(u.now().UnixMilli())
+	if s.cfg.MQTT.DataQoS == 1 {
+		payload := sparkplug.AppendData(make([]byte, 0, 64+len(s.pend)*24), ts, uint64(s.seq), s.pend)
+		s.publish(ds.topics.data, payload, 1)
+	} else {
+		payload := sparkplug.AppendData(u.payloads.get(64+len(s.pend)*24), ts, uint64(s.seq), s.pend)
+		u.payloads.put(payload, s.publish(ds.topics.data, payload, 0))
+	}
+	s.dataMsg++
+	s.pend = s.pend[:0]
+}
+
+func (s *session) publish(topic string, payload []byte, qos byte) mqtt.Token {
+	s.u.stats.published.Add(1)
+	return s.client.Publish(topic, qos, false, payload)
+}
+
+// sendReceipt asks the broker to prove it read everything published so
+// far on this connection.
+func (s *session) sendReceipt() {
+	s.flushData()
+	s.sent = false
+	live, hist := s.live, s.hist
+	var payload [16]byte
+	binary.BigEndian.PutUint64(payload[:8], live)
+	binary.BigEndian.PutUint64(payload[8:], hist)
+	tok := s.client.Publish(s.cfg.MQTT.ReceiptTopic, 1, false, payload[:])
+	s.pending++
+	timeout := 2 * s.cfg.MQTT.Keepalive.D()
+	rcpt := s.rcpt
+	go func() {
+		var err error
+		if !tok.WaitTimeout(timeout) {
+			err = errors.New("receipt timed out")
+		} else {
+			err = tok.Error()
+		}
+		rcpt <- receipt{live: live, hist: hist, err: err}
+	}()
+}
+
+func (s *session) onReceipt(r receipt) {
+	u := s.u
+	s.pending--
+	if r.err != nil {
+		u.log.Warn("no receipt from broker; records stay buffered", "err", r.err)
+		return
+	}
+	u.log.Debug("receipt", "live", r.live, "hist", r.hist, "acked_live", s.ackLive, "acked_hist", s.ackHist)
+	if r.hist > s.ackHist {
+		u.acks.ack(0, r.hist)
+		s.ackHist = r.hist
+	}
+	if r.live > s.ackLive {
+		if s.ackHist >= s.w {
+			u.acks.ack(0, r.live)
+		} else {
+			u.acks.ack(s.ackLive+1, r.live)
+		}
+		s.ackLive = r.live
+	}
+}
+
+// goodbye ends the session on purpose: publish what is ready (on shutdown,
+// and wait for its receipt until drainBy), DDEATH per device, NDEATH, then
+// DISCONNECT (Sparkplug's order for MQTT 3.1.1).
+func (s *session) goodbye(drain bool) {
+	if drain {
+		s.drain()
+	}
+	s.flushData()
+	for _, ds := range s.order {
+		if ds.born {
+			s.deviceDeath(ds)
+		}
+	}
+	s.disconnect(true)
+	s.u.log.Info("disconnected from broker", "bdSeq", s.bdSeq)
+}
+
+// disconnect closes the connection, after the NDEATH when death is set
+// (every intentional disconnect: a DISCONNECT discards the Will).
+func (s *session) disconnect(death bool) {
+	if death {
+		s.flushData()
+		tok := s.publish(s.topics.death, sparkplug.AppendNodeDeath(nil, uint64(s.u.now().UnixMilli()), s.bdSeq), 0)
+		tok.WaitTimeout(2 * time.Second)
+	}
+	s.client.Disconnect(250)
+}
+
+// drain publishes the live records still stored and waits for their
+// receipt, until drainBy.
+func (s *session) drain() {
+	u := s.u
+	deadline := time.Unix(0, u.drainBy.Load())
+	for time.Now().Before(deadline) {
+		if _, err := s.pump(); err != nil {
+			return
+		}
+		st := u.buf.Stats()
+		if s.pending == 0 && s.live >= st.NewestSeq {
+			return
+		}
+		select {
+		case r := <-s.rcpt:
+			s.onReceipt(r)
+		case <-s.lost:
+			return
+		case <-time.After(time.Until(deadline)):
+			return
+		}
+	}
+}
+
+// payloadRing recycles QoS 0 DDATA buffers: paho holds a QoS 0 payload
+// until it has written it to the connection, and then completes its
+// token. A buffer whose token is not done yet is left to paho and the
+// collector.
+type payloadRing struct {
+	slots [8]struct {
+		buf []byte
+		tok mqtt.Token
+	}
+	next int
+}
+
+// maxRecycled bounds the buffers the ring keeps.
+const maxRecycled = 64 << 10
+
+// get returns an empty buffer of at least size bytes: the next slot's if
+// paho is done with it.
+func (r *payloadRing) get(size int) []byte {
+	s := &r.slots[r.next]
+	free := s.tok == nil
+	if !free {
+		select {
+		case <-s.tok.Done():
+			free = true
+		default:
+		}
+	}
+	if free && cap(s.buf) >= size {
+		return s.buf[:0]
+	}
+	return make([]byte, 0, size)
+}
+
+// put records the buffer get's slot now holds and the token of its publish.
+func (r *payloadRing) put(buf []byte, tok mqtt.Token) {
+	s := &r.slots[r.next]
+	r.next = (r.next + 1) % len(r.slots)
+	if cap(buf) > maxRecycled {
+		s.buf, s.tok = nil, nil
+		return
+	}
+	s.buf, s.tok = buf, tok
+}
