@@ -296,9 +296,7 @@ func (l *loader) device(d *decoder, cfg *Config, i int, dn *yaml.Node, seen map[
 	}
 	drv, err := factory(dc)
 	if err != nil {
-		if !isRecorded(err) {
-			placeDriverError(d, key, dn, restNode, err)
-		}
+		placeDriverError(d, key, dn, restNode, err)
 		return Device{}, false
 	}
 	if len(l.errs) > before {
@@ -407,6 +405,9 @@ func isRecorded(err error) bool {
 // at the key it names if it names one, else at the device.
 func placeDriverError(d *decoder, key string, dn, rest *yaml.Node, err error) {
 	for _, e := range flatten(err) {
+		if isRecorded(e) {
+			continue
+		}
 		var ke *drivers.KeyError
 		if errors.As(e, &ke) {
 			at := lookup(rest, strings.SplitN(ke.Key, ".", 2)[0])
@@ -463,10 +464,10 @@ func (t *nodeTags) Each(fn func(i int, decode func(v any) error) error) error {
 			continue
 		}
 		failed = true
-		if isRecorded(err) {
-			continue
-		}
 		for _, e := range flatten(err) {
+			if isRecorded(e) {
+				continue
+			}
 			var ke *drivers.KeyError
 			if errors.As(e, &ke) {
 				at := lookup(item, strings.SplitN(ke.Key, ".", 2)[0])

@@ -74,6 +74,9 @@ type endpoint struct {
 	stop   uint
 }
 
+// defaultLimits are the limits of a device that sets none.
+var defaultLimits = limits{maxRegisters: maxReadRegisters, maxBits: maxReadBits}
+
 // settings is a validated device.
 type settings struct {
 	ep     endpoint
@@ -89,23 +92,25 @@ func intOr(p *int, def int) int {
 	return *p
 }
 
+// validate checks the device keys, reporting every mistake (joined).
 func (d *device) validate() (settings, error) {
 	var s settings
+	var errs []error
+	bad := func(key string, err error) { errs = append(errs, drivers.KeyErr(key, err)) }
 	if d.URL == "" {
-		return s, drivers.KeyErr("url", errors.New("is required (e.g. tcp://10.0.0.5:502)"))
+		bad("url", errors.New("is required (e.g. tcp://10.0.0.5:502)"))
+	} else if ep, err := parseURL(d.URL); err != nil {
+		bad("url", err)
+	} else {
+		s.ep = ep
 	}
-	ep, err := parseURL(d.URL)
-	if err != nil {
-		return s, drivers.KeyErr("url", err)
-	}
-	s.ep = ep
 	unit := intOr(d.UnitID, 1)
 	switch {
 	case unit < 0 || unit > 255:
-		return s, drivers.KeyErr("unit_id", fmt.Errorf("%d is not in 0..255", unit))
-	case unit == 0 && strings.HasPrefix(ep.scheme, "rtu"):
+		bad("unit_id", fmt.Errorf("%d is not in 0..255", unit))
+	case unit == 0 && strings.HasPrefix(s.ep.scheme, "rtu"):
 		// 0 is the serial broadcast address: no device ever answers it.
-		return s, drivers.KeyErr("unit_id", errors.New("0 is the broadcast address on serial lines; use 1..255"))
+		bad("unit_id", errors.New("0 is the broadcast address on serial lines; use 1..255"))
 	}
 	s.unitID = uint8(unit)
 	s.lim = limits{
@@ -113,22 +118,25 @@ func (d *device) validate() (settings, error) {
 		maxRegisters: intOr(d.MaxRegisters, maxReadRegisters),
 		maxBits:      intOr(d.MaxBits, maxReadBits),
 	}
-	switch {
-	case s.lim.maxGap < 0:
-		return s, drivers.KeyErr("max_gap", fmt.Errorf("%d is negative", s.lim.maxGap))
-	case s.lim.maxRegisters < 1 || s.lim.maxRegisters > maxReadRegisters:
-		return s, drivers.KeyErr("max_registers", fmt.Errorf("%d is not in 1..%d", s.lim.maxRegisters, maxReadRegisters))
-	case s.lim.maxBits < 1 || s.lim.maxBits > maxReadBits:
-		return s, drivers.KeyErr("max_bits", fmt.Errorf("%d is not in 1..%d", s.lim.maxBits, maxReadBits))
+	if s.lim.maxGap < 0 {
+		bad("max_gap", fmt.Errorf("%d is negative", s.lim.maxGap))
+	}
+	if s.lim.maxRegisters < 1 || s.lim.maxRegisters > maxReadRegisters {
+		bad("max_registers", fmt.Errorf("%d is not in 1..%d", s.lim.maxRegisters, maxReadRegisters))
+		s.lim.maxRegisters = maxReadRegisters
+	}
+	if s.lim.maxBits < 1 || s.lim.maxBits > maxReadBits {
+		bad("max_bits", fmt.Errorf("%d is not in 1..%d", s.lim.maxBits, maxReadBits))
 	}
 	switch {
-	case ep.scheme == "tcp+tls" && (d.TLS == nil || d.TLS.CertFile == "" || d.TLS.KeyFile == "" || d.TLS.CAFile == ""):
-		return s, drivers.KeyErr("tls", errors.New("cert_file, key_file and ca_file are required for tcp+tls (Modbus security is mutual TLS)"))
-	case ep.scheme != "tcp+tls" && d.TLS != nil:
-		return s, drivers.KeyErr("tls", fmt.Errorf("is only for tcp+tls urls, not %s", ep.scheme))
+	case s.ep.scheme == "":
+	case s.ep.scheme == "tcp+tls" && (d.TLS == nil || d.TLS.CertFile == "" || d.TLS.KeyFile == "" || d.TLS.CAFile == ""):
+		bad("tls", errors.New("cert_file, key_file and ca_file are required for tcp+tls (Modbus security is mutual TLS)"))
+	case s.ep.scheme != "tcp+tls" && d.TLS != nil:
+		bad("tls", fmt.Errorf("is only for tcp+tls urls, not %s", s.ep.scheme))
 	}
 	s.tls = d.TLS
-	return s, nil
+	return s, errors.Join(errs...)
 }
 
 var schemes = "tcp, tcp+tls, udp, rtu, rtuovertcp, rtuoverudp"

@@ -75,24 +75,23 @@ func New(cfg drivers.Config) (*Driver, error) {
 	if cfg.Decode == nil || cfg.Tags == nil {
 		return nil, errors.New("modbus: Config.Decode and Config.Tags are required")
 	}
+	// Tags are checked even when the device keys are wrong, so that one
+	// run reports every mistake.
 	var dev device
-	if err := cfg.Decode(&dev); err != nil {
-		return nil, err
-	}
-	set, err := dev.validate()
-	if err != nil {
-		return nil, err
+	set, devErr := settings{lim: defaultLimits}, cfg.Decode(&dev)
+	if devErr == nil {
+		set, devErr = dev.validate()
 	}
 	tb := newTagBuilder(set.lim, cfg.Tags.Len())
 	var t tag
-	err = cfg.Tags.Each(func(i int, decode func(any) error) error {
+	tagErr := cfg.Tags.Each(func(i int, decode func(any) error) error {
 		t = tag{}
 		if err := decode(&t); err != nil {
 			return err
 		}
 		return tb.add(i, &t)
 	})
-	if err != nil {
+	if err := errors.Join(devErr, tagErr); err != nil {
 		return nil, err
 	}
 	if len(tb.tags) == 0 {
