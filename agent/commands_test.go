@@ -90,3 +90,66 @@ func TestGarbageCommands(t *testing.T) {
 	stop()
 	checkSeq(t, obs.Msgs())
 }
+
+// Writes reach the PLC in the order the broker delivered their DCMDs: 100
+// pairs of back-to-back writes to one tag, and the PLC holds the second
+// value of each pair every time (paho used to dispatch each message on a
+// goroutine of its own, and the first value won about half the time).
+func TestDCMDsInArrivalOrder(t *testing.T) {
+	broker := testutil.Mosquitto(t)
+	obs := testutil.Observe(t, broker.URL())
+	sim := scSim(t)
+	tags := scCounterTag + "      - {name: setpoint, table: holding, address: 2, type: uint16, writable: true}\n"
+	scRun(t, scConfig(scOpts{servers: []string{broker.URL()}, stateDir: t.TempDir(), plc: sim.URL(), tags: tags, poll: "20ms"}))
+	obs.WaitFor(0, 10*time.Second, "DBIRTH", testutil.Is(sparkplug.DBIRTH, "plc1"))
+	host := obs.Client()
+	topic := sparkplug.Topic{Group: "plant", Type: sparkplug.DCMD, Node: "edge1", Device: "plc1"}.String()
+	write := func(v uint16) {
+		m := sparkplug.Metric{Name: "setpoint", Type: sparkplug.TypeUInt16, Int: uint64(v)}
+		host.Publish(topic, 0, false, sparkplug.AppendCommand(nil, uint64(time.Now().UnixMilli()), []sparkplug.Metric{m}))
+	}
+	writes := sim.Writes()
+	next := func() uint16 {
+		t.Helper()
+		select {
+		case w := <-writes:
+			return w.Regs[0]
+		case <-time.After(5 * time.Second):
+			t.Fatal("a write did not reach the PLC within 5s")
+			return 0
+		}
+	}
+	for i := range uint16(100) {
+		first, second := 2*i+1, 2*i+2
+		write(first)
+		write(second)
+		if a, b := next(), next(); a != first || b != second {
+			t.Fatalf("pair %d: the PLC got %d then %d, want %d then %d", i, a, b, first, second)
+		}
+		if v := sim.Holding(2, 1)[0]; v != second {
+			t.Fatalf("pair %d: the PLC holds %d, want %d", i, v, second)
+		}
+	}
+}
+
+// Every intentional disconnect publishes the NDEATH first: here the
+// buffer fails under the uplink (closed beneath it), the session ends on
+// the read error, and the host sees the node die with its bdSeq, not a
+// silent DISCONNECT that discards the Will.
+func TestBufferErrorPublishesNDEATH(t *testing.T) {
+	broker := testutil.Mosquitto(t)
+	obs := testutil.Observe(t, broker.URL())
+	sim := scSim(t)
+	a, _, logs := scRun(t, scConfig(scOpts{servers: []string{broker.URL()}, stateDir: t.TempDir(), plc: sim.URL(), reconnect: "2s"}))
+	nb := obs.WaitFor(0, 10*time.Second, "NBIRTH", testutil.Is(sparkplug.NBIRTH, ""))
+	obs.WaitFor(nb, 5*time.Second, "DBIRTH", testutil.Is(sparkplug.DBIRTH, "plc1"))
+	bd := bdSeqOf(t, obs.Msgs()[nb].Payload)
+	a.buf.Close()
+	nd := obs.WaitFor(nb, 10*time.Second, "NDEATH after the buffer read error", testutil.Is(sparkplug.NDEATH, ""))
+	if got := bdSeqOf(t, obs.Msgs()[nd].Payload); got != bd {
+		t.Errorf("NDEATH bdSeq %d, want %d", got, bd)
+	}
+	if len(logs.waitFor(5*time.Second, 1, "WARN", "broker session ended", "reading buffer")) == 0 {
+		t.Error("the session did not end on the buffer read error")
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -42,10 +43,21 @@ func runAgent(t testing.TB, yaml string) (*Agent, func()) {
 }
 
 // runAgentLog is runAgent with a logger of the test's choice; stopped, if
-// set, runs once the agent has stopped.
+// set, runs once the agent has stopped. The YAML is written to a file the
+// agent loads, as in production, so a test can rewrite it and Reload.
 func runAgentLog(t testing.TB, yaml string, log *slog.Logger, stopped func()) (*Agent, func()) {
 	t.Helper()
-	cfg, err := config.LoadBytes("test.yaml", []byte(yaml))
+	file := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return runAgentFile(t, file, log, stopped)
+}
+
+// runAgentFile runs the agent from a configuration file.
+func runAgentFile(t testing.TB, file string, log *slog.Logger, stopped func()) (*Agent, func()) {
+	t.Helper()
+	cfg, err := config.Load(file)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,6 +47,7 @@ type Server struct {
 	discrete [65536]bool
 	fails    []failRange
 	delay    time.Duration
+	clients  map[string]struct{} // client addresses (ip:port) that made a request
 
 	runMu  sync.Mutex
 	srv    *mb.ModbusServer // nil while stopped
@@ -137,6 +138,14 @@ func (s *Server) Close() error {
 	s.closed = true
 	s.runMu.Unlock()
 	return nil
+}
+
+// Connections counts the client connections that made a request: each
+// has its own source port, so a client that reconnects counts again.
+func (s *Server) Connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.clients)
 }
 
 // Requests is the number of requests served so far, exceptions included.
@@ -343,9 +352,13 @@ type handler struct{ s *Server }
 
 // begin counts a request, applies the delay and reports whether the
 // request touches a failing range.
-func (s *Server) begin(t modbus.Table, addr, qty uint16) error {
+func (s *Server) begin(client string, t modbus.Table, addr, qty uint16) error {
 	s.requests.Add(1)
 	s.mu.Lock()
+	if s.clients == nil {
+		s.clients = map[string]struct{}{}
+	}
+	s.clients[client] = struct{}{}
 	delay := s.delay
 	fail := false
 	last := int(addr) + int(qty) - 1
@@ -373,7 +386,7 @@ func (s *Server) record(w Write) {
 
 func (h handler) HandleCoils(req *mb.CoilsRequest) ([]bool, error) {
 	s := h.s
-	if err := s.begin(modbus.Coil, req.Addr, req.Quantity); err != nil {
+	if err := s.begin(req.ClientAddr, modbus.Coil, req.Addr, req.Quantity); err != nil {
 		return nil, err
 	}
 	if req.IsWrite {
@@ -385,7 +398,7 @@ func (h handler) HandleCoils(req *mb.CoilsRequest) ([]bool, error) {
 }
 
 func (h handler) HandleDiscreteInputs(req *mb.DiscreteInputsRequest) ([]bool, error) {
-	if err := h.s.begin(modbus.Discrete, req.Addr, req.Quantity); err != nil {
+	if err := h.s.begin(req.ClientAddr, modbus.Discrete, req.Addr, req.Quantity); err != nil {
 		return nil, err
 	}
 	return h.s.bits(modbus.Discrete, req.Addr, int(req.Quantity)), nil
@@ -393,7 +406,7 @@ func (h handler) HandleDiscreteInputs(req *mb.DiscreteInputsRequest) ([]bool, er
 
 func (h handler) HandleHoldingRegisters(req *mb.HoldingRegistersRequest) ([]uint16, error) {
 	s := h.s
-	if err := s.begin(modbus.Holding, req.Addr, req.Quantity); err != nil {
+	if err := s.begin(req.ClientAddr, modbus.Holding, req.Addr, req.Quantity); err != nil {
 		return nil, err
 	}
 	if req.IsWrite {
@@ -405,7 +418,7 @@ func (h handler) HandleHoldingRegisters(req *mb.HoldingRegistersRequest) ([]uint
 }
 
 func (h handler) HandleInputRegisters(req *mb.InputRegistersRequest) ([]uint16, error) {
-	if err := h.s.begin(modbus.Input, req.Addr, req.Quantity); err != nil {
+	if err := h.s.begin(req.ClientAddr, modbus.Input, req.Addr, req.Quantity); err != nil {
 		return nil, err
 	}
 	return h.s.regs(modbus.Input, req.Addr, int(req.Quantity)), nil

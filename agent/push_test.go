@@ -1,0 +1,80 @@
+package agent
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/edgeagent/edgeagent/drivers"
+	"github.com/edgeagent/edgeagent/drivers/drivertest"
+	"github.com/edgeagent/edgeagent/internal/testutil"
+	"github.com/edgeagent/edgeagent/sparkplug"
+)
+
+// A device whose driver pushes changes (drivers.Subscriber) reaches the
+// host like a polled one: DBIRTH with every tag, then each change as DDATA
+// with the PLC's source timestamp and quality; a write comes back as data.
+func TestPushDeviceEndToEnd(t *testing.T) {
+	broker := testutil.Mosquitto(t)
+	obs := testutil.Observe(t, broker.URL())
+	plc := drivertest.NewPLC(t.Name())
+	defer plc.Close()
+	src := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+	plc.Set("speed", drivers.IntValue(drivers.Int32, 7), src)
+	runAgent(t, fmt.Sprintf(`node: {group_id: plant, edge_node_id: edge1}
+mqtt: {servers: [%s], keepalive: 2s, reconnect_min: 100ms, reconnect_max: 100ms}
+state_dir: %s
+devices:
+  - id: pusher
+    driver: memory
+    plc: %s
+    push: true
+    tags:
+      - {name: speed, type: int32, writable: true}
+      - {name: mode, type: string}
+`, broker.URL(), t.TempDir(), t.Name()))
+	db := obs.WaitFor(0, 10*time.Second, "DBIRTH", testutil.Is(sparkplug.DBIRTH, "pusher"))
+	birth := metricsByName(obs.Msgs()[db].Payload)
+	speed := birth["speed"]
+	if speed.Resolve(sparkplug.TypeInt32) != nil || int64(speed.Int) != 7 || speed.Timestamp != uint64(src.UnixMilli()) {
+		t.Fatalf("speed in the DBIRTH = %+v, want 7 at %d", speed, src.UnixMilli())
+	}
+	t1 := src.Add(time.Minute)
+	plc.Set("speed", drivers.IntValue(drivers.Int32, -3), t1)
+	plc.SetQuality("mode", drivers.StringValue(""), t1, drivers.QualityBad)
+	got := map[uint64]sparkplug.Metric{}
+	obs.WaitFor(db, 10*time.Second, "both changes", func(m testutil.Msg) bool {
+		if m.Topic.Type == sparkplug.DDATA && m.Topic.Device == "pusher" {
+			for _, x := range m.Payload.Metrics {
+				got[x.Alias] = x
+			}
+		}
+		return len(got) == 2
+	})
+	s, mode := got[speed.Alias], got[birth["mode"].Alias]
+	if s.Resolve(sparkplug.TypeInt32) != nil || int32(s.Int) != -3 || s.Timestamp != uint64(t1.UnixMilli()) || s.Historical {
+		t.Errorf("speed change = %+v, want -3 at %d, live", s, t1.UnixMilli())
+	}
+	if !mode.Null || len(mode.Properties) != 1 || mode.Properties[0].Key != "Quality" || mode.Properties[0].Int != sparkplug.QualityBad {
+		t.Errorf("bad-quality mode = %+v, want null with Quality 0", mode)
+	}
+
+	from := obs.Len()
+	topic := sparkplug.Topic{Group: "plant", Type: sparkplug.DCMD, Node: "edge1", Device: "pusher"}.String()
+	obs.Client().Publish(topic, 0, false, sparkplug.AppendCommand(nil, uint64(time.Now().UnixMilli()),
+		[]sparkplug.Metric{{Name: "speed", Type: sparkplug.TypeInt32, Int: 42}}))
+	obs.WaitFor(from, 10*time.Second, "the written value as data", func(m testutil.Msg) bool {
+		if m.Topic.Type != sparkplug.DDATA || m.Topic.Device != "pusher" {
+			return false
+		}
+		for _, x := range m.Payload.Metrics {
+			if x.Alias == speed.Alias && x.Resolve(sparkplug.TypeInt32) == nil && x.Int == 42 {
+				return true
+			}
+		}
+		return false
+	})
+	if w := plc.Writes(); len(w) != 1 || w[0].Tag != "speed" || w[0].Value.Int() != 42 {
+		t.Errorf("PLC writes = %+v", w)
+	}
+}

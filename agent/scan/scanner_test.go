@@ -1,0 +1,280 @@
+package scan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/edgeagent/edgeagent/agent/config"
+	"github.com/edgeagent/edgeagent/agent/health"
+	"github.com/edgeagent/edgeagent/agent/record"
+	"github.com/edgeagent/edgeagent/buffer"
+	"github.com/edgeagent/edgeagent/drivers"
+	"github.com/edgeagent/edgeagent/drivers/drivertest"
+)
+
+// rig is one scanner over an in-memory PLC, storing into a real buffer.
+type rig struct {
+	t     *testing.T
+	plc   *drivertest.PLC
+	buf   *buffer.Buffer
+	store *Store
+	s     *Scanner
+	stop  func()
+	read  uint64 // records consumed by next
+}
+
+func newRig(t *testing.T, push bool, tags string) *rig {
+	t.Helper()
+	name := fmt.Sprintf("%s-%d", t.Name(), time.Now().UnixNano())
+	plc := drivertest.NewPLC(name)
+	t.Cleanup(plc.Close)
+	src := fmt.Sprintf(`node: {group_id: g, edge_node_id: e}
+mqtt: {servers: [tcp://127.0.0.1:1]}
+devices:
+  - {id: dev, driver: memory, plc: %q, push: %v, poll: 20ms, timeout: 200ms, tags: [%s]}
+`, name, push, tags)
+	cfg, err := config.LoadBytes("test.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf, err := buffer.Open(buffer.Options{Path: filepath.Join(t.TempDir(), "buffer.db"), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { buf.Close() })
+	r := &rig{t: t, plc: plc, buf: buf, store: NewStore(buf)}
+	r.s = New(cfg.Devices[0], r.store, health.NewMonitor(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return r
+}
+
+func (r *rig) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.s.Run(ctx); close(done) }()
+	r.stop = func() { cancel(); <-done }
+	r.t.Cleanup(r.stop)
+}
+
+// next waits for the next stored record.
+func (r *rig) next() record.Record {
+	r.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		recs, err := r.buf.Peek(r.read, 1, 1<<20)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		if len(recs) == 1 {
+			r.read = recs[0].Seq
+			var rec record.Record
+			if err := record.Decode(recs[0].Data, &rec); err != nil {
+				r.t.Fatal(err)
+			}
+			return rec
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatal("no record within 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// none checks that no record is stored for a while.
+func (r *rig) none(d time.Duration) {
+	r.t.Helper()
+	time.Sleep(d)
+	if recs, _ := r.buf.Peek(r.read, 1, 1<<20); len(recs) > 0 {
+		var rec record.Record
+		record.Decode(recs[0].Data, &rec)
+		r.t.Fatalf("unexpected record %+v", rec)
+	}
+}
+
+func samples(rec record.Record) map[string]record.Sample {
+	m := map[string]record.Sample{}
+	for _, s := range rec.Samples {
+		m[string(s.Name)] = s
+	}
+	return m
+}
+
+// A push driver's changes are stored as they arrive, with the PLC's source
+// timestamps and quality, by exception with the deadband, scaled; the
+// first read after connecting is the Online snapshot.
+func TestPushPath(t *testing.T) {
+	r := newRig(t, true, `{name: speed, type: int32, deadband: 5}, {name: temp, type: int16, scale: 0.1}, {name: state, type: string}`)
+	src := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+	r.plc.Set("speed", drivers.IntValue(drivers.Int32, 100), src)
+	r.start()
+	on := r.next()
+	if on.Kind != record.Online || len(on.Samples) != 3 {
+		t.Fatalf("first record %+v, want an online snapshot of 3 tags", on)
+	}
+	if s := samples(on)["speed"]; s.Value.Int() != 100 || s.Time != src.UnixMilli() {
+		t.Errorf("snapshot speed = %v at %d, want 100 at %d", s.Value, s.Time, src.UnixMilli())
+	}
+	waitFor(t, r.s.Online)
+
+	t1 := src.Add(time.Second)
+	r.plc.Set("speed", drivers.IntValue(drivers.Int32, 103), t1) // inside the deadband
+	r.plc.Set("temp", drivers.IntValue(drivers.Int16, 215), t1)
+	rec := r.next()
+	if rec.Kind != record.Data || len(rec.Samples) != 1 {
+		t.Fatalf("record %+v, want temp alone (speed moved less than its deadband)", rec)
+	}
+	if s := rec.Samples[0]; string(s.Name) != "temp" || s.Value.Type() != drivers.Float64 || s.Value.Float() != 21.5 || s.Time != t1.UnixMilli() {
+		t.Errorf("temp = %s %v (%v) at %d, want 21.5 (float64) at %d", s.Name, s.Value, s.Value.Type(), s.Time, t1.UnixMilli())
+	}
+	t2 := t1.Add(time.Second)
+	r.plc.Set("speed", drivers.IntValue(drivers.Int32, 106), t2) // 6 from 100: out of the deadband
+	if s := r.next().Samples[0]; string(s.Name) != "speed" || s.Value.Int() != 106 || s.Time != t2.UnixMilli() {
+		t.Errorf("speed = %s %v at %d", s.Name, s.Value, s.Time)
+	}
+	r.plc.SetQuality("state", drivers.StringValue(""), t2, drivers.QualityBad)
+	if s := r.next().Samples[0]; string(s.Name) != "state" || s.Quality != drivers.QualityBad {
+		t.Errorf("bad quality sample = %+v", s)
+	}
+	// A value of the wrong type is never stored as the tag's.
+	r.plc.Set("state", drivers.IntValue(drivers.Int32, 7), t2)
+	r.none(100 * time.Millisecond)
+	r.plc.Set("state", drivers.StringValue("running"), t2)
+	if s := r.next().Samples[0]; s.Value.Str() != "running" {
+		t.Errorf("state = %v", s.Value)
+	}
+
+	// The link dies: Offline; it returns: a new Online snapshot.
+	r.plc.SetDown(true)
+	if rec := r.next(); rec.Kind != record.Offline {
+		t.Fatalf("record %+v, want offline", rec)
+	}
+	r.plc.SetDown(false)
+	if rec := r.next(); rec.Kind != record.Online || samples(rec)["state"].Value.Str() != "running" {
+		t.Fatalf("record %+v, want online with the last values", rec)
+	}
+	if n := r.plc.Connects(); n != 2 {
+		t.Errorf("%d connects, want 2", n)
+	}
+}
+
+// Polled, every change between two scans is one record.
+func TestPollPath(t *testing.T) {
+	r := newRig(t, false, `{name: a, type: uint16}, {name: b, type: bool}`)
+	r.start()
+	if on := r.next(); on.Kind != record.Online {
+		t.Fatalf("first record %+v", on)
+	}
+	r.plc.Set("a", drivers.UintValue(drivers.Uint16, 7), time.Now())
+	r.plc.Set("b", drivers.BoolValue(true), time.Now())
+	got := map[string]drivers.Value{}
+	for len(got) < 2 {
+		for _, s := range r.next().Samples {
+			got[string(s.Name)] = s.Value
+		}
+	}
+	if got["a"].Uint() != 7 || !got["b"].Bool() {
+		t.Errorf("got %v", got)
+	}
+	r.none(100 * time.Millisecond)
+}
+
+// Writes reach the PLC in the order they were queued, refused at once when
+// they cannot be applied.
+func TestWrites(t *testing.T) {
+	r := newRig(t, true, `{name: sp, type: int32, writable: true}, {name: ro, type: int32}, {name: scaled, type: int16, scale: 0.1, writable: true}`)
+	ctx := context.Background()
+	if err := r.s.Write(ctx, 0, drivers.IntValue(drivers.Int64, 1)); !errors.Is(err, ErrOffline) {
+		t.Errorf("write while offline: %v, want ErrOffline", err)
+	}
+	r.start()
+	r.next()
+	waitFor(t, r.s.Online)
+	for i := range 50 {
+		if err := r.s.Write(ctx, 0, drivers.IntValue(drivers.Int64, int64(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.s.Write(ctx, 1, drivers.IntValue(drivers.Int64, 1)); !errors.Is(err, drivers.ErrNotWritable) {
+		t.Errorf("write to a read-only tag: %v", err)
+	}
+	if err := r.s.Write(ctx, 2, drivers.FloatValue(drivers.Float64, 1e9)); err == nil {
+		t.Error("write out of range accepted")
+	}
+	if err := r.s.Write(ctx, 2, drivers.FloatValue(drivers.Float64, 21.5)); err != nil {
+		t.Fatal(err)
+	}
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := r.s.Write(gone, 0, drivers.IntValue(drivers.Int64, 999)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return len(r.plc.Writes()) >= 51 })
+	time.Sleep(50 * time.Millisecond)
+	ws := r.plc.Writes()
+	if len(ws) != 51 {
+		t.Fatalf("%d writes, want 51 (the one from an ended session dropped)", len(ws))
+	}
+	for i, w := range ws[:50] {
+		if w.Tag != "sp" || w.Value.Int() != int64(i) {
+			t.Fatalf("write %d = %s %v, want sp %d", i, w.Tag, w.Value, i)
+		}
+	}
+	if w := ws[50]; w.Tag != "scaled" || w.Value.Type() != drivers.Int16 || w.Value.Int() != 215 {
+		t.Errorf("scaled write = %s %v (%v), want raw int16 215", w.Tag, w.Value, w.Value.Type())
+	}
+}
+
+// A scanner retired by a reload stores Offline as it stops; one stopped
+// with the agent does not (the NDEATH covers it).
+func TestRetire(t *testing.T) {
+	r := newRig(t, false, `{name: a, type: uint16}`)
+	r.start()
+	r.next()
+	waitFor(t, r.s.Online)
+	r.stop()
+	r.none(50 * time.Millisecond)
+
+	r2 := newRig(t, false, `{name: a, type: uint16}`)
+	r2.start()
+	r2.next()
+	waitFor(t, r2.s.Online)
+	r2.s.Retire()
+	r2.stop()
+	if rec := r2.next(); rec.Kind != record.Offline {
+		t.Fatalf("record %+v, want offline", rec)
+	}
+}
+
+// A driver call that hangs past every timeout stops the scanner's heart.
+func TestHungDriverStallsTheHeart(t *testing.T) {
+	r := newRig(t, false, `{name: a, type: uint16}`)
+	mon := r.s.mon
+	r.start()
+	r.next()
+	waitFor(t, r.s.Online)
+	if st := mon.Stalled(300 * time.Millisecond); len(st) != 0 {
+		t.Fatalf("stalled while healthy: %v", st)
+	}
+	r.plc.SetHang(true)
+	waitFor(t, func() bool { return len(mon.Stalled(300*time.Millisecond)) == 1 })
+	if st := mon.Stalled(300 * time.Millisecond); st[0] != "scanner dev" {
+		t.Errorf("stalled = %v", st)
+	}
+	r.plc.SetHang(false) // the hung goroutine stays blocked; the test ends
+}
+
+func waitFor(t *testing.T, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
