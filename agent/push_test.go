@@ -78,3 +78,48 @@ devices:
 		t.Errorf("PLC writes = %+v", w)
 	}
 }
+
+// A write to a PLC that hangs holds up nothing but that device: the host's
+// rebirth request is answered at once, and another device's writes land.
+func TestSlowPLCBlocksOnlyItself(t *testing.T) {
+	broker := testutil.Mosquitto(t)
+	obs := testutil.Observe(t, broker.URL())
+	slow, fast := drivertest.NewPLC(t.Name()+"-slow"), drivertest.NewPLC(t.Name()+"-fast")
+	defer slow.Close()
+	defer fast.Close()
+	runAgent(t, fmt.Sprintf(`node: {group_id: plant, edge_node_id: edge1}
+mqtt: {servers: [%s], keepalive: 2s, reconnect_min: 100ms, reconnect_max: 100ms}
+state_dir: %s
+devices:
+  - {id: slow, driver: memory, plc: %s, push: true, timeout: 200ms, tags: [{name: sp, type: int32, writable: true}]}
+  - {id: fast, driver: memory, plc: %s, push: true, tags: [{name: sp, type: int32, writable: true}]}
+`, broker.URL(), t.TempDir(), t.Name()+"-slow", t.Name()+"-fast"))
+	obs.WaitFor(0, 10*time.Second, "DBIRTH slow", testutil.Is(sparkplug.DBIRTH, "slow"))
+	obs.WaitFor(0, 10*time.Second, "DBIRTH fast", testutil.Is(sparkplug.DBIRTH, "fast"))
+	write := func(dev string, v int32) {
+		topic := sparkplug.Topic{Group: "plant", Type: sparkplug.DCMD, Node: "edge1", Device: dev}.String()
+		obs.Client().Publish(topic, 0, false, sparkplug.AppendCommand(nil, uint64(time.Now().UnixMilli()),
+			[]sparkplug.Metric{{Name: "sp", Type: sparkplug.TypeInt32, Int: uint64(v)}}))
+	}
+	slow.SetHang(true)
+	defer slow.SetHang(false)
+	write("slow", 1) // its scanner blocks in the driver
+	write("slow", 2) // queued behind it
+	from := obs.Len()
+	rebirth := sparkplug.Topic{Group: "plant", Type: sparkplug.NCMD, Node: "edge1"}.String()
+	obs.Client().Publish(rebirth, 0, false, sparkplug.AppendCommand(nil, uint64(time.Now().UnixMilli()),
+		[]sparkplug.Metric{{Name: sparkplug.MetricRebirth, Type: sparkplug.TypeBoolean, Int: 1}}))
+	nb := obs.WaitFor(from, 3*time.Second, "NBIRTH answering the rebirth while a PLC hangs", testutil.Is(sparkplug.NBIRTH, ""))
+	obs.WaitFor(nb, 3*time.Second, "DBIRTH fast after the rebirth", testutil.Is(sparkplug.DBIRTH, "fast"))
+	write("fast", 7)
+	deadline := time.Now().Add(3 * time.Second)
+	for len(fast.Writes()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("a write to the other device did not land while one PLC hangs")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if w := fast.Writes(); w[0].Value.Int() != 7 {
+		t.Errorf("fast got %+v", w)
+	}
+}
