@@ -121,6 +121,7 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	upDone := make(chan error, 1)
 	go func() { upDone <- a.up.Run(upCtx) }()
+	go a.pruneSchemas(scanCtx)
 	a.log.Info("edgeagent running", "devices", len(cfg.Devices), "servers", cfg.MQTT.Servers, "buffer", cfg.Buffer.Path, "mode", cfg.Buffer.Mode)
 
 	var err error
@@ -144,6 +145,23 @@ func (a *Agent) Run(ctx context.Context) error {
 	err = <-upDone
 	a.log.Info("stopped", "buffered_records", a.buf.Stats().Records)
 	return err
+}
+
+// pruneSchemas deletes, now and then, the record schemas no buffered
+// record and no running device needs (a configuration changed).
+func (a *Agent) pruneSchemas(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := a.store.Prune(); err != nil {
+				a.log.Debug("pruning record schemas", "err", err)
+			}
+		}
+	}
 }
 
 // Stalled names the loops that stopped turning within limit (see

@@ -49,6 +49,7 @@ import (
 
 	"github.com/edgeagent/edgeagent/agent/config"
 	"github.com/edgeagent/edgeagent/agent/record"
+	"github.com/edgeagent/edgeagent/agent/scan"
 	"github.com/edgeagent/edgeagent/buffer"
 	"github.com/edgeagent/edgeagent/drivers"
 	"github.com/edgeagent/edgeagent/drivers/modbus/modbustest"
@@ -568,7 +569,7 @@ func agentCostOnce(b *testing.B, broker *testutil.Broker, sims []*modbustest.Ser
 }
 
 // BenchmarkReplay pre-fills the agent's buffer with a backlog of 1,000,000
-// samples (records encoded by record.Append, as scans store them; 10
+// samples (records encoded as scans store them; 10
 // devices, 1,000 uint16 tags), then starts the agent binary against
 // Mosquitto with replay_rate 1,000,000 and measures, at a host, historical
 // DDATA messages/s and samples/s from the first historical message to the
@@ -691,13 +692,26 @@ func prefillBacklog(tb testing.TB, path string, devices, tags, total, perRecord 
 		tb.Fatal(err)
 	}
 	defer buf.Close()
-	dt := make([]drivers.Tag, tags)
-	for i := range dt {
-		dt[i].Name = benchTagName(i)
+	// The schemas the agent's scanners will register for these devices:
+	// the same names and types give the same ids.
+	store := scan.NewStore(buf)
+	names := make([]string, tags)
+	types := make([]drivers.Type, tags)
+	for i := range names {
+		names[i], types[i] = benchTagName(i), drivers.Uint16
+	}
+	ids := make([]uint64, devices)
+	for d := range ids {
+		id, err := store.Register(&record.Schema{Device: fmt.Sprintf("plc%02d", d), Names: names, Types: types})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		ids[d] = id
 	}
 	t0 := time.Now().Add(-3 * time.Hour).UnixMilli()
 	pts := make([]record.Point, perRecord)
 	var batch [][]byte
+	var enc record.Encoder
 	for i := 0; i*perRecord < total; i++ {
 		dev, scan := i%devices, i/devices
 		at := t0 + int64(scan)*1000
@@ -705,7 +719,10 @@ func prefillBacklog(tb testing.TB, path string, devices, tags, total, perRecord 
 		for k := range pts {
 			pts[k] = record.Point{Tag: int32((first + k) % tags), Value: drivers.UintValue(drivers.Uint16, uint64(uint16(scan+k))), Time: at}
 		}
-		rec := record.Append(nil, record.Data, fmt.Sprintf("plc%02d", dev), dt, at, pts)
+		rec := enc.Begin(nil, record.Data, ids[dev], types, at, len(pts))
+		for k := range pts {
+			rec = enc.Add(rec, &pts[k])
+		}
 		size += int64(len(rec))
 		batch = append(batch, rec)
 		records++
@@ -818,6 +835,7 @@ func countBuffered(tb testing.TB, buf *buffer.Buffer) (samples, records int) {
 	tb.Helper()
 	var after uint64
 	var r record.Record
+	store := scan.NewStore(buf)
 	for {
 		recs, err := buf.Peek(after, 1000, 8<<20)
 		if err != nil {
@@ -827,7 +845,7 @@ func countBuffered(tb testing.TB, buf *buffer.Buffer) (samples, records int) {
 			return samples, records
 		}
 		for _, rec := range recs {
-			if err := record.Decode(rec.Data, &r); err != nil {
+			if err := record.Decode(rec.Data, &r, store); err != nil {
 				tb.Fatalf("record %d: %v", rec.Seq, err)
 			}
 			samples += len(r.Samples)

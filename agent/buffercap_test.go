@@ -12,23 +12,23 @@ import (
 	"github.com/edgeagent/edgeagent/sparkplug"
 )
 
-// TestBufferCapDropsOldest: a small buffer.max_bytes, 120 tags changing
-// on every 20 ms scan (about 8 KB per record) and an outage long enough to
+// TestBufferCapDropsOldest: a small buffer.max_bytes, 960 tags changing
+// on every 20 ms scan (about 4 KB per record) and an outage long enough to
 // overflow the cap twice over. The agent keeps running and counts the
 // drops; disk and heap stay bounded; after the link is back the counter
 // values are complete except for one contiguous range (the oldest outage
 // records, dropped first), and the newest values are all there.
 func TestBufferCapDropsOldest(t *testing.T) {
 	const (
-		noise    = 120
-		maxBytes = 1 << 20 // the configuration's minimum (agent/config.go)
+		noise    = 960
+		maxBytes = 1 << 20 // the configuration's minimum (agent/config)
 	)
 	broker := testutil.Mosquitto(t)
 	obs := testutil.Observe(t, broker.URL())
 	proxy := testutil.NewProxy(t, broker.Addr())
 	sim := scSim(t)
 
-	// Registers 0..119 are noise, 120..121 the counter: one request per scan.
+	// Registers 0..959 are noise, 960..961 the counter: 8 requests per scan.
 	var tags strings.Builder
 	for i := range noise {
 		fmt.Fprintf(&tags, "      - {name: noise_channel_%03d_with_a_deliberately_long_descriptive_name, table: holding, address: %d, type: uint16}\n", i, i)
@@ -38,6 +38,7 @@ func TestBufferCapDropsOldest(t *testing.T) {
 		poll: "20ms", buffer: fmt.Sprintf("max_bytes: %d", maxBytes), tags: tags.String()}))
 	cnt := newSCCounter(t, sim, a)
 	cnt.addr = noise
+	cnt.perScan = 8
 
 	// Every noise register changes after every request, so every scan
 	// stores a full record.
@@ -47,6 +48,9 @@ func TestBufferCapDropsOldest(t *testing.T) {
 	go func() {
 		defer noiseDone.Done()
 		vals := make([]uint16, noise)
+		for i := range vals {
+			vals[i] = 40000 // three bytes each as a record stores them
+		}
 		seen := uint64(0)
 		for {
 			select {

@@ -220,7 +220,7 @@ func scCorruptPage(t *testing.T, skip int) {
 	tags := []drivers.Tag{{Name: "count", Type: drivers.Uint32}}
 	at := time.Now().Add(-time.Hour).UnixMilli()
 	for i := range 5000 {
-		rec := record.Append(nil, record.Data, "plc1", tags, at+int64(i), []record.Point{{Tag: 0, Value: drivers.UintValue(drivers.Uint32, uint64(1_000_000+i)), Time: at + int64(i)}})
+		rec := record.AppendV2(nil, record.Data, "plc1", tags, at+int64(i), []record.Point{{Tag: 0, Value: drivers.UintValue(drivers.Uint32, uint64(1_000_000+i)), Time: at + int64(i)}})
 		if _, _, err := b.Append(rec); err != nil {
 			t.Fatal(err)
 		}

@@ -288,3 +288,71 @@ func TestReloadSessionAndSettings(t *testing.T) {
 	r.stop()
 	checkSeq(t, r.obs.Msgs())
 }
+
+// Records stored before a reload that renamed, retyped and removed tags:
+// after the link returns, the samples of those tags are counted and
+// dropped, never published as the new tags' values; the rest arrives.
+func TestReloadDropsRenamedAndRetypedTags(t *testing.T) {
+	r := newReloadRig(t)
+	sim := scSim(t)
+	cnt := startCounter(sim)
+	for _, reg := range []uint16{4, 5, 6} {
+		sim.SetHolding(reg, 1)
+	}
+	r.config("", "", modbusDevice("plc1", sim, reloadCount,
+		"{name: a, table: holding, address: 4, type: uint16}",
+		"{name: b, table: holding, address: 5, type: uint16}",
+		"{name: c, table: holding, address: 6, type: uint16}"))
+	r.start()
+	r.obs.WaitFor(0, 10*time.Second, "DBIRTH plc1", testutil.Is(sparkplug.DBIRTH, "plc1"))
+	r.proxy.Cut()
+	for v := range uint16(20) {
+		sim.SetHolding(4, 500+v, 500+v, 500+v)
+		time.Sleep(60 * time.Millisecond)
+	}
+	// What the renamed and retyped tags read after the reload.
+	sim.SetHolding(4, 9999, 9999)
+	r.config("", "", modbusDevice("plc1", sim, reloadCount,
+		"{name: a, table: holding, address: 4, type: int16}",
+		"{name: b2, table: holding, address: 5, type: uint16}",
+		"{name: d, table: holding, address: 7, type: uint16}"))
+	rep := r.reload()
+	if !slices.Equal(rep.Changed, []string{"plc1"}) {
+		t.Fatalf("reload report %+v", rep)
+	}
+	time.Sleep(300 * time.Millisecond)
+	from := r.obs.Len()
+	r.proxy.Restore()
+	r.obs.WaitFor(from, 15*time.Second, "NBIRTH after the link is back", testutil.Is(sparkplug.NBIRTH, ""))
+	last := cnt.finish()
+	waitForValue(t, r.obs, last, 30*time.Second)
+	waitEmpty(t, r.a)
+	stopAndSettle(t, r.obs, r.stop)
+	if d := r.a.Stats().DroppedUnknown; d < 60 {
+		t.Errorf("dropped %d samples of renamed, retyped and removed tags, want at least 60", d)
+	}
+	// Aliases by birth: a value from before the reload must never appear
+	// under a, b2 or d as born after it.
+	aliases := map[uint64]string{}
+	for _, m := range r.obs.Msgs()[from:] {
+		if m.Payload == nil || m.Topic.Device != "plc1" {
+			continue
+		}
+		switch m.Topic.Type {
+		case sparkplug.DBIRTH:
+			for _, x := range m.Payload.Metrics {
+				aliases[x.Alias] = x.Name
+			}
+		case sparkplug.DDATA:
+			for _, x := range m.Payload.Metrics {
+				name := aliases[x.Alias]
+				if name == "a" || name == "b2" || name == "d" {
+					if x.Int >= 500 && x.Int < 520 {
+						t.Errorf("%s: %s carries %d, a value of the old configuration's tag", m.Raw, name, x.Int)
+					}
+				}
+			}
+		}
+	}
+	checkCounter(t, r.obs.Msgs(), last, nil, 2)
+}

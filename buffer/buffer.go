@@ -1,11 +1,13 @@
 package buffer
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -408,6 +410,71 @@ func (b *Buffer) AckRange(from, to uint64) error {
 	r.from, r.upTo = from, to
 	_, err := b.do(r)
 	return err
+}
+
+// PutExtra stores a small value under key beside the records, durably
+// (committed and fsync'd before it returns, in either Mode): what a reader
+// needs to understand records, written before the records that need it. A
+// nil value deletes the key. Extras survive restarts and compaction; they
+// count against the file like records but are never dropped by the cap.
+func (b *Buffer) PutExtra(key string, value []byte) error {
+	if key == "" {
+		return errors.New("buffer: empty extra key")
+	}
+	r := newRequest(opExtra)
+	r.key = key
+	r.val = value
+	if value != nil && len(value) == 0 {
+		r.val = []byte{}
+	}
+	_, err := b.do(r)
+	return err
+}
+
+// DeleteExtra deletes the extra stored under key, if any.
+func (b *Buffer) DeleteExtra(key string) error {
+	r := newRequest(opExtra)
+	r.key = key
+	_, err := b.do(r)
+	return err
+}
+
+// Extra returns a copy of the value stored under key, or nil if none is.
+func (b *Buffer) Extra(key string) ([]byte, error) {
+	var out []byte
+	err := b.view(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(extrasBucket).Get([]byte(key)); v != nil {
+			out = append([]byte{}, v...)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ExtraKeys lists the extras' keys that start with prefix, sorted.
+func (b *Buffer) ExtraKeys(prefix string) ([]string, error) {
+	var out []string
+	err := b.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(extrasBucket).Cursor()
+		for k, _ := c.Seek([]byte(prefix)); k != nil && strings.HasPrefix(string(k), prefix); k, _ = c.Next() {
+			out = append(out, string(k))
+		}
+		return nil
+	})
+	return out, err
+}
+
+// view runs fn in a read transaction of the open file.
+func (b *Buffer) view(fn func(tx *bolt.Tx) error) error {
+	b.dbMu.RLock()
+	defer b.dbMu.RUnlock()
+	if b.closed {
+		return ErrClosed
+	}
+	if b.failed != nil {
+		return b.failed
+	}
+	return b.db.View(fn)
 }
 
 // SetMaxBytes changes the cap (a configuration reload). A lower cap drops

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -617,4 +618,47 @@ func TestAckRange(t *testing.T) {
 			t.Fatalf("after reopen %v, want %v", got, want)
 		}
 	})
+}
+
+// Extras are durable, survive a reopen and compaction, and are listed by
+// prefix; a file without the extras bucket (older releases) gets one.
+func TestExtras(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "buffer.db")
+	b, err := Open(Options{Path: path, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{"schema/1": "a", "schema/2": "bb", "other": "c"} {
+		if err := b.PutExtra(k, []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.PutExtra("schema/2", []byte("b2")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := b.Append([]byte("record")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.DeleteExtra("other"); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	b, err = Open(Options{Path: path, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	keys, err := b.ExtraKeys("schema/")
+	if err != nil || len(keys) != 2 || keys[0] != "schema/1" || keys[1] != "schema/2" {
+		t.Fatalf("keys = %v, %v", keys, err)
+	}
+	if v, _ := b.Extra("schema/2"); string(v) != "b2" {
+		t.Errorf("schema/2 = %q", v)
+	}
+	if v, _ := b.Extra("other"); v != nil {
+		t.Errorf("deleted extra = %q", v)
+	}
+	if err := b.PutExtra("", []byte("x")); err == nil {
+		t.Error("empty key accepted")
+	}
 }

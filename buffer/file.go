@@ -29,6 +29,7 @@ import (
 var (
 	recordsBucket = []byte("records")
 	metaBucket    = []byte("meta")
+	extrasBucket  = []byte("extras") // PutExtra's values; absent in files of releases before it
 	keyFormat     = []byte("format")
 	keyCeiling    = []byte("ceiling")
 	keyCount      = []byte("count")
@@ -170,6 +171,9 @@ func (b *Buffer) openFile() (*bolt.DB, state, error) {
 			if _, err := tx.CreateBucket(metaBucket); err != nil {
 				return err
 			}
+		}
+		if _, err := tx.CreateBucketIfNotExists(extrasBucket); err != nil {
+			return err
 		}
 		return writeMeta(tx, &st, false)
 	})

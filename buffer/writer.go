@@ -35,6 +35,7 @@ const (
 	opAppend opKind = iota
 	opAck
 	opLink
+	opExtra
 )
 
 type request struct {
@@ -43,6 +44,8 @@ type request struct {
 	upTo uint64   // opAck
 	from uint64   // opAck: 0 deletes from the front, else the range from..upTo
 	up   bool     // opLink
+	key  string   // opExtra
+	val  []byte   // opExtra: nil deletes
 
 	// filled by the writer
 	first, last uint64
@@ -321,6 +324,16 @@ func (b *Buffer) run(g *group, st *state, reqs []*request) error {
 			st.linkUp = r.up
 			if !r.up && len(st.mem) > 0 {
 				err = b.spill(g, st, "link down")
+			}
+		case opExtra:
+			if g.tx == nil {
+				return errNeedTx
+			}
+			x := g.tx.Bucket(extrasBucket)
+			if r.val == nil {
+				err = x.Delete([]byte(r.key))
+			} else {
+				err = x.Put([]byte(r.key), r.val)
 			}
 		}
 		if err != nil {

@@ -9,8 +9,11 @@ import (
 	"github.com/edgeagent/edgeagent/drivers"
 )
 
-// Version is the format version written.
-const Version = 2
+// Versions: Version is written, version 2 is still read.
+const (
+	Version   = 3
+	versionV2 = 2
+)
 
 // Kind is what a record reports.
 type Kind byte
@@ -42,36 +45,34 @@ type Point struct {
 	Quality drivers.Quality
 }
 
-// Append encodes a record of a device's points (tags names them).
-func Append(dst []byte, kind Kind, device string, tags []drivers.Tag, at int64, pts []Point) []byte {
-	dst = AppendHeader(dst, kind, device, at, len(pts))
+// AppendV2 encodes a record in version 2, as the release before version
+// 3 wrote them (tags names the points). Only tests and fixtures write it.
+func AppendV2(dst []byte, kind Kind, device string, tags []drivers.Tag, at int64, pts []Point) []byte {
+	dst = appendHeaderV2(dst, kind, device, at, len(pts))
 	for i := range pts {
-		dst = AppendPoint(dst, tags[pts[i].Tag].Name, at, &pts[i])
+		dst = appendPointV2(dst, tags[pts[i].Tag].Name, at, &pts[i])
 	}
 	return dst
 }
 
-// AppendHeader starts a record of n points; n AppendPoint calls must
-// follow.
-func AppendHeader(dst []byte, kind Kind, device string, at int64, n int) []byte {
-	dst = append(dst, Version, byte(kind))
+func appendHeaderV2(dst []byte, kind Kind, device string, at int64, n int) []byte {
+	dst = append(dst, versionV2, byte(kind))
 	dst = binary.AppendUvarint(dst, uint64(len(device)))
 	dst = append(dst, device...)
 	dst = binary.AppendVarint(dst, at)
 	return binary.AppendUvarint(dst, uint64(n))
 }
 
-// AppendPoint adds one point of tag name to a record started at time at.
-func AppendPoint(dst []byte, name string, at int64, p *Point) []byte {
+func appendPointV2(dst []byte, name string, at int64, p *Point) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(name)))
 	dst = append(dst, name...)
 	dst = binary.AppendUvarint(dst, uint64(p.Tag))
 	dst = append(dst, byte(p.Value.Type()), byte(p.Quality))
 	dst = binary.AppendVarint(dst, p.Time-at)
-	return appendValue(dst, p.Value)
+	return appendValueV2(dst, p.Value)
 }
 
-func appendValue(dst []byte, v drivers.Value) []byte {
+func appendValueV2(dst []byte, v drivers.Value) []byte {
 	switch t := v.Type(); {
 	case t == drivers.Bool || t.IsUnsigned():
 		return binary.AppendUvarint(dst, v.Uint())
@@ -88,36 +89,58 @@ func appendValue(dst []byte, v drivers.Value) []byte {
 	return dst
 }
 
-// Record is a decoded record. Names alias the input bytes; decoding into
-// a reused Record does not allocate except for string values.
+// Record is a decoded record. Names and the device alias the input
+// bytes; decoding into a reused Record does not allocate except for
+// string values.
 type Record struct {
+	Version int
 	Kind    Kind
-	Device  []byte
+	Device  []byte // version 2: the device id
+	Schema  uint64 // version 3: the schema id
 	Time    int64
 	Samples []Sample
 }
 
 // Sample is one decoded point.
 type Sample struct {
-	Name    []byte
-	Hint    uint64 // the tag's index when written
+	Name    []byte // version 2: the tag's name
+	Index   int32  // version 3: the tag's position in the schema; version 2: its index when written (a hint)
 	Value   drivers.Value
 	Time    int64
 	Quality drivers.Quality
 }
 
-// ErrTruncated is returned for a record that ends early.
-var ErrTruncated = errors.New("record is truncated")
+// Schemas finds the types of a schema's tags, for decoding version 3.
+type Schemas interface {
+	Types(id uint64) ([]drivers.Type, bool)
+}
 
-// Decode parses b into r, reusing r's storage.
-func Decode(b []byte, r *Record) error {
-	d := decoder{b: b}
-	if v := d.byte(); v != Version {
-		if d.err != nil {
-			return d.err
-		}
-		return fmt.Errorf("record version %d is not %d", v, Version)
+var (
+	// ErrTruncated is returned for a record that ends early.
+	ErrTruncated = errors.New("record is truncated")
+	// ErrUnknownSchema is returned for a version 3 record whose schema
+	// cannot be found.
+	ErrUnknownSchema = errors.New("record's schema is unknown")
+)
+
+// Decode parses b into r, reusing r's storage. schemas is needed for
+// version 3 records.
+func Decode(b []byte, r *Record, schemas Schemas) error {
+	if len(b) == 0 {
+		return ErrTruncated
 	}
+	switch b[0] {
+	case Version:
+		return decodeV3(b, r, schemas)
+	case versionV2:
+		return decodeV2(b, r)
+	}
+	return fmt.Errorf("record version %d is not one this build reads (%d, %d)", b[0], versionV2, Version)
+}
+
+func decodeV2(b []byte, r *Record) error {
+	d := decoder{b: b[1:]}
+	r.Version, r.Schema = versionV2, 0
 	r.Kind = Kind(d.byte())
 	if r.Kind < Data || r.Kind > Offline {
 		return fmt.Errorf("unknown record kind %d", byte(r.Kind))
@@ -135,26 +158,12 @@ func Decode(b []byte, r *Record) error {
 	for i := uint64(0); i < n; i++ {
 		var p Sample
 		p.Name = d.bytes()
-		p.Hint = d.uvarint()
+		p.Index = int32(min(d.uvarint(), 1<<31-1))
 		t := drivers.Type(d.byte())
 		p.Quality = drivers.Quality(d.byte())
 		p.Time = r.Time + d.varint()
-		switch {
-		case t == drivers.Bool:
-			p.Value = drivers.BoolValue(d.uvarint() != 0)
-		case t.IsUnsigned():
-			p.Value = drivers.UintValue(t, d.uvarint())
-		case t.IsSigned():
-			p.Value = drivers.IntValue(t, d.varint())
-		case t == drivers.DateTime:
-			p.Value = drivers.TimeValueMs(d.varint())
-		case t == drivers.Float32:
-			p.Value = drivers.FloatValue(t, float64(math.Float32frombits(d.u32())))
-		case t == drivers.Float64:
-			p.Value = drivers.FloatValue(t, math.Float64frombits(d.u64()))
-		case t == drivers.String:
-			p.Value = drivers.StringValue(string(d.bytes()))
-		default:
+		var ok bool
+		if p.Value, ok = d.value(t); !ok {
 			return fmt.Errorf("point %d: unknown value type %d", i, byte(t))
 		}
 		if d.err != nil {
@@ -166,6 +175,27 @@ func Decode(b []byte, r *Record) error {
 		return fmt.Errorf("%d trailing bytes after %d points", len(d.b), n)
 	}
 	return nil
+}
+
+// value reads a value of type t as version 2 encodes it.
+func (d *decoder) value(t drivers.Type) (drivers.Value, bool) {
+	switch {
+	case t == drivers.Bool:
+		return drivers.BoolValue(d.uvarint() != 0), true
+	case t.IsUnsigned():
+		return drivers.UintValue(t, d.uvarint()), true
+	case t.IsSigned():
+		return drivers.IntValue(t, d.varint()), true
+	case t == drivers.DateTime:
+		return drivers.TimeValueMs(d.varint()), true
+	case t == drivers.Float32:
+		return drivers.FloatValue(t, float64(math.Float32frombits(d.u32()))), true
+	case t == drivers.Float64:
+		return drivers.FloatValue(t, math.Float64frombits(d.u64())), true
+	case t == drivers.String:
+		return drivers.StringValue(string(d.bytes())), true
+	}
+	return drivers.Value{}, false
 }
 
 type decoder struct {

@@ -41,6 +41,8 @@ type Scanner struct {
 
 	// Owned by Run.
 	heart    *health.Heart
+	schema   uint64 // id of the schema the records refer to (set before any is stored)
+	enc      record.Encoder
 	recBuf   []byte           // the record being stored; the buffer copies it
 	samples  []drivers.Sample // the last full read
 	changed  []int32          // tags whose sample differs from cur
@@ -56,9 +58,10 @@ type Scanner struct {
 	// once the buffer took the record), so Run reads it without the lock;
 	// the view reads it under mu. A scan whose record the buffer refused
 	// leaves cur alone, and the next scan reports those changes again.
-	mu     sync.Mutex
-	cur    []record.Point
-	online bool
+	mu       sync.Mutex
+	cur      []record.Point
+	online   bool
+	schemaID uint64 // the view's copy of schema
 }
 
 type writeReq struct {
@@ -108,6 +111,14 @@ func (s *Scanner) TagIndex(name []byte) (int, bool) {
 		return int(s.byName[k]), true
 	}
 	return 0, false
+}
+
+// SchemaID is the id of the schema the device's records are stored with
+// (0 until the scanner has registered it).
+func (s *Scanner) SchemaID() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.schemaID
 }
 
 // TagIndexHint finds a stored sample's tag: the index it was written with
@@ -175,6 +186,16 @@ func (s *Scanner) Run(ctx context.Context) error {
 	defer s.mon.Remove(s.heart)
 	bo := backoff.Backoff{Min: 500 * time.Millisecond, Max: 30 * time.Second}
 	for ctx.Err() == nil {
+		err := s.register()
+		if err == nil {
+			break
+		}
+		wait := bo.Next()
+		s.log.Error("cannot store the device's schema in the buffer; nothing is read until it can", "err", err, "retry_in", wait.Round(time.Millisecond))
+		s.idle(ctx, wait)
+	}
+	bo.Reset()
+	for ctx.Err() == nil {
 		err := s.session(ctx, &bo)
 		if ctx.Err() != nil {
 			break
@@ -189,6 +210,23 @@ func (s *Scanner) Run(ctx context.Context) error {
 		}
 	}
 	s.refuseWrites(errors.New("the device was removed or reconfigured"))
+	return nil
+}
+
+// register stores the schema the device's records are written with.
+func (s *Scanner) register() error {
+	sch := &record.Schema{Device: s.id, Names: make([]string, len(s.tags)), Types: s.types}
+	for i := range s.tags {
+		sch.Names[i] = s.tags[i].Name
+	}
+	id, err := s.store.Register(sch)
+	if err != nil {
+		return err
+	}
+	s.schema = id
+	s.mu.Lock()
+	s.schemaID = id
+	s.mu.Unlock()
 	return nil
 }
 
@@ -458,17 +496,17 @@ func (s *Scanner) storeEvent(kind record.Kind, at int64, tags []int32) error {
 	} else if kind == record.Offline {
 		n = 0
 	}
-	rec := record.AppendHeader(s.recBuf[:0], kind, s.id, at, n)
+	rec := s.enc.Begin(s.recBuf[:0], kind, s.schema, s.types, at, n)
 	switch kind {
 	case record.Online:
 		for i := range s.tags {
 			p := s.point(i)
-			rec = record.AppendPoint(rec, s.tags[i].Name, at, &p)
+			rec = s.enc.Add(rec, &p)
 		}
 	case record.Data:
 		for _, i := range tags {
 			p := s.point(int(i))
-			rec = record.AppendPoint(rec, s.tags[i].Name, at, &p)
+			rec = s.enc.Add(rec, &p)
 		}
 	}
 	s.recBuf = rec
@@ -493,9 +531,9 @@ func (s *Scanner) storeEvent(kind record.Kind, at int64, tags []int32) error {
 
 // storePoints stores a Data event of pushed points, oldest first.
 func (s *Scanner) storePoints(at int64, pts []record.Point) error {
-	rec := record.AppendHeader(s.recBuf[:0], record.Data, s.id, at, len(pts))
+	rec := s.enc.Begin(s.recBuf[:0], record.Data, s.schema, s.types, at, len(pts))
 	for k := range pts {
-		rec = record.AppendPoint(rec, s.tags[pts[k].Tag].Name, at, &pts[k])
+		rec = s.enc.Add(rec, &pts[k])
 	}
 	s.recBuf = rec
 	return s.store.put(rec, len(pts), func() {

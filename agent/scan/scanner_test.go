@@ -73,7 +73,7 @@ func (r *rig) next() record.Record {
 		if len(recs) == 1 {
 			r.read = recs[0].Seq
 			var rec record.Record
-			if err := record.Decode(recs[0].Data, &rec); err != nil {
+			if err := record.Decode(recs[0].Data, &rec, r.store); err != nil {
 				r.t.Fatal(err)
 			}
 			return rec
@@ -91,17 +91,27 @@ func (r *rig) none(d time.Duration) {
 	time.Sleep(d)
 	if recs, _ := r.buf.Peek(r.read, 1, 1<<20); len(recs) > 0 {
 		var rec record.Record
-		record.Decode(recs[0].Data, &rec)
+		record.Decode(recs[0].Data, &rec, r.store)
 		r.t.Fatalf("unexpected record %+v", rec)
 	}
 }
 
-func samples(rec record.Record) map[string]record.Sample {
+// samples indexes a record's samples by tag name.
+func (r *rig) samples(rec record.Record) map[string]record.Sample {
 	m := map[string]record.Sample{}
 	for _, s := range rec.Samples {
-		m[string(s.Name)] = s
+		m[r.name(s)] = s
 	}
 	return m
+}
+
+// name is a sample's tag name, through the record's schema.
+func (r *rig) name(s record.Sample) string {
+	sch, ok := r.store.Schema(r.s.SchemaID())
+	if !ok {
+		r.t.Fatal("no schema")
+	}
+	return sch.Names[s.Index]
 }
 
 // A push driver's changes are stored as they arrive, with the PLC's source
@@ -116,7 +126,7 @@ func TestPushPath(t *testing.T) {
 	if on.Kind != record.Online || len(on.Samples) != 3 {
 		t.Fatalf("first record %+v, want an online snapshot of 3 tags", on)
 	}
-	if s := samples(on)["speed"]; s.Value.Int() != 100 || s.Time != src.UnixMilli() {
+	if s := r.samples(on)["speed"]; s.Value.Int() != 100 || s.Time != src.UnixMilli() {
 		t.Errorf("snapshot speed = %v at %d, want 100 at %d", s.Value, s.Time, src.UnixMilli())
 	}
 	waitFor(t, r.s.Online)
@@ -128,16 +138,16 @@ func TestPushPath(t *testing.T) {
 	if rec.Kind != record.Data || len(rec.Samples) != 1 {
 		t.Fatalf("record %+v, want temp alone (speed moved less than its deadband)", rec)
 	}
-	if s := rec.Samples[0]; string(s.Name) != "temp" || s.Value.Type() != drivers.Float64 || s.Value.Float() != 21.5 || s.Time != t1.UnixMilli() {
-		t.Errorf("temp = %s %v (%v) at %d, want 21.5 (float64) at %d", s.Name, s.Value, s.Value.Type(), s.Time, t1.UnixMilli())
+	if s := rec.Samples[0]; r.name(s) != "temp" || s.Value.Type() != drivers.Float64 || s.Value.Float() != 21.5 || s.Time != t1.UnixMilli() {
+		t.Errorf("temp = %s %v (%v) at %d, want 21.5 (float64) at %d", r.name(s), s.Value, s.Value.Type(), s.Time, t1.UnixMilli())
 	}
 	t2 := t1.Add(time.Second)
 	r.plc.Set("speed", drivers.IntValue(drivers.Int32, 106), t2) // 6 from 100: out of the deadband
-	if s := r.next().Samples[0]; string(s.Name) != "speed" || s.Value.Int() != 106 || s.Time != t2.UnixMilli() {
-		t.Errorf("speed = %s %v at %d", s.Name, s.Value, s.Time)
+	if s := r.next().Samples[0]; r.name(s) != "speed" || s.Value.Int() != 106 || s.Time != t2.UnixMilli() {
+		t.Errorf("speed = %s %v at %d", r.name(s), s.Value, s.Time)
 	}
 	r.plc.SetQuality("state", drivers.StringValue(""), t2, drivers.QualityBad)
-	if s := r.next().Samples[0]; string(s.Name) != "state" || s.Quality != drivers.QualityBad {
+	if s := r.next().Samples[0]; r.name(s) != "state" || s.Quality != drivers.QualityBad {
 		t.Errorf("bad quality sample = %+v", s)
 	}
 	// A value of the wrong type is never stored as the tag's.
@@ -154,7 +164,7 @@ func TestPushPath(t *testing.T) {
 		t.Fatalf("record %+v, want offline", rec)
 	}
 	r.plc.SetDown(false)
-	if rec := r.next(); rec.Kind != record.Online || samples(rec)["state"].Value.Str() != "running" {
+	if rec := r.next(); rec.Kind != record.Online || r.samples(rec)["state"].Value.Str() != "running" {
 		t.Fatalf("record %+v, want online with the last values", rec)
 	}
 	if n := r.plc.Connects(); n != 2 {
@@ -174,7 +184,7 @@ func TestPollPath(t *testing.T) {
 	got := map[string]drivers.Value{}
 	for len(got) < 2 {
 		for _, s := range r.next().Samples {
-			got[string(s.Name)] = s.Value
+			got[r.name(s)] = s.Value
 		}
 	}
 	if got["a"].Uint() != 7 || !got["b"].Bool() {

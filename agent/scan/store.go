@@ -1,10 +1,14 @@
 package scan
 
 import (
+	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
+	"github.com/edgeagent/edgeagent/agent/record"
 	"github.com/edgeagent/edgeagent/buffer"
+	"github.com/edgeagent/edgeagent/drivers"
 )
 
 // Store is the seam between the scanners and the durable buffer: every
@@ -19,11 +23,108 @@ type Store struct {
 	notify chan struct{}
 
 	failed atomic.Uint64 // samples lost because the buffer refused them
+
+	schemaMu sync.RWMutex
+	schemas  map[uint64]*record.Schema // nil value: looked for, not found
+	mine     map[uint64]bool           // registered by this process's scanners
 }
 
 // NewStore returns a Store over buf.
 func NewStore(buf *buffer.Buffer) *Store {
-	return &Store{buf: buf, notify: make(chan struct{}, 1)}
+	return &Store{buf: buf, notify: make(chan struct{}, 1), schemas: map[uint64]*record.Schema{}, mine: map[uint64]bool{}}
+}
+
+// schemaKey is the buffer extra a schema is stored under.
+func schemaKey(id uint64) string { return fmt.Sprintf("schema/%016x", id) }
+
+// Register stores a device's schema in the buffer, durably, before any
+// record uses it, and returns its id. Registering the same schema again
+// (a restart, an unchanged device) costs a lookup.
+func (s *Store) Register(sch *record.Schema) (uint64, error) {
+	enc := sch.Encode()
+	id := record.SchemaID(enc)
+	s.schemaMu.Lock()
+	known := s.mine[id] && s.schemas[id] != nil
+	// Marked before it is written, so Prune never deletes it meanwhile.
+	s.mine[id] = true
+	s.schemaMu.Unlock()
+	if known {
+		return id, nil
+	}
+	old, err := s.buf.Extra(schemaKey(id))
+	if err == nil && string(old) != string(enc) {
+		err = s.buf.PutExtra(schemaKey(id), enc)
+	}
+	s.schemaMu.Lock()
+	defer s.schemaMu.Unlock()
+	if err != nil {
+		delete(s.mine, id)
+		return 0, fmt.Errorf("storing the schema of %q: %w", sch.Device, err)
+	}
+	s.schemas[id] = sch
+	return id, nil
+}
+
+// Schema returns a schema by id: one registered by this process, or one a
+// buffered record of an earlier configuration or process refers to.
+func (s *Store) Schema(id uint64) (*record.Schema, bool) {
+	s.schemaMu.RLock()
+	sch, ok := s.schemas[id]
+	s.schemaMu.RUnlock()
+	if ok {
+		return sch, sch != nil
+	}
+	b, err := s.buf.Extra(schemaKey(id))
+	if err != nil {
+		return nil, false // the buffer is failing; nothing is cached
+	}
+	if b != nil {
+		if sch, err = record.DecodeSchema(b); err != nil {
+			sch = nil
+		}
+	}
+	s.schemaMu.Lock()
+	s.schemas[id] = sch
+	s.schemaMu.Unlock()
+	return sch, sch != nil
+}
+
+// Types implements record.Schemas.
+func (s *Store) Types(id uint64) ([]drivers.Type, bool) {
+	sch, ok := s.Schema(id)
+	if !ok {
+		return nil, false
+	}
+	return sch.Types, true
+}
+
+// Prune deletes the stored schemas that neither a buffered record nor a
+// scanner of this process can need: only when the buffer is empty, so no
+// record is left that refers to them.
+func (s *Store) Prune() error {
+	if s.buf.Stats().Records != 0 {
+		return nil
+	}
+	keys, err := s.buf.ExtraKeys("schema/")
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		id, err := strconv.ParseUint(k[len("schema/"):], 16, 64)
+		s.schemaMu.RLock()
+		keep := err == nil && s.mine[id]
+		s.schemaMu.RUnlock()
+		if keep {
+			continue
+		}
+		if err := s.buf.DeleteExtra(k); err != nil {
+			return err
+		}
+		s.schemaMu.Lock()
+		delete(s.schemas, id)
+		s.schemaMu.Unlock()
+	}
+	return nil
 }
 
 // put appends one encoded event and, once the buffer has it, runs apply

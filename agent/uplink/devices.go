@@ -14,7 +14,9 @@ type devState struct {
 	born     bool   // DBIRTH sent this session
 	histBorn bool   // born only to carry history of an offline device
 	online   bool
-	table    []record.Point // state as of the last record published live
+	table    []record.Point     // state as of the last record published live
+	pend     []sparkplug.Metric // DDATA being filled
+	xlate    map[uint64][]int32 // per schema of older records: its index → this device's, -1 if gone
 }
 
 type devTopics struct{ birth, death, data string }
@@ -55,7 +57,7 @@ func (s *session) switchDevices() {
 	next := s.due[0].devs
 	s.due = s.due[1:]
 	s.u.devs = next
-	s.flushData()
+	s.flushAll()
 	keep := make(map[string]*devState, len(next))
 	order := make([]*devState, 0, len(next))
 	for _, d := range next {
@@ -85,7 +87,7 @@ func (s *session) switchDevices() {
 func (s *session) births() {
 	// pump always ends with the pending DDATA flushed, so this publishes
 	// nothing; were it not, dropping it would let a receipt ack it unsent.
-	s.flushData()
+	s.flushAll()
 	s.renumber()
 	s.seq = 0
 	ts := uint64(s.u.now().UnixMilli())
@@ -106,7 +108,7 @@ func (s *session) births() {
 }
 
 func (s *session) deviceBirth(ds *devState) {
-	s.flushData()
+	s.flush(ds)
 	d := ds.dev
 	tags := d.Tags()
 	ts := uint64(s.u.now().UnixMilli())
@@ -135,8 +137,39 @@ func (s *session) deviceBirth(ds *devState) {
 	ds.born = true
 }
 
+// tagOf finds the device's tag of a decoded sample: by name in a version 2
+// record; by the record's schema in version 3, through a translation
+// table when the schema is not the device's current one. ok is false for a
+// tag that no longer exists or changed its type.
+func (ds *devState) tagOf(rec *record.Record, p *record.Sample, sch *record.Schema) (int, bool) {
+	d := ds.dev
+	if rec.Version == 2 {
+		j, ok := d.TagIndexHint(p.Name, uint64(max(p.Index, 0)))
+		return j, ok && p.Value.Type() == d.Type(j)
+	}
+	if rec.Schema == d.SchemaID() {
+		return int(p.Index), true
+	}
+	m, ok := ds.xlate[rec.Schema]
+	if !ok {
+		m = make([]int32, len(sch.Names))
+		for i, name := range sch.Names {
+			m[i] = -1
+			if j, ok := d.TagIndex([]byte(name)); ok && d.Type(j) == sch.Types[i] {
+				m[i] = int32(j)
+			}
+		}
+		if ds.xlate == nil {
+			ds.xlate = map[uint64][]int32{}
+		}
+		ds.xlate[rec.Schema] = m
+	}
+	j := m[p.Index]
+	return int(j), j >= 0
+}
+
 func (s *session) deviceDeath(ds *devState) {
-	s.flushData()
+	s.flush(ds)
 	s.seq++
 	s.publish(ds.topics.death, sparkplug.AppendDeviceDeath(nil, uint64(s.u.now().UnixMilli()), uint64(s.seq)), 0)
 	ds.born, ds.histBorn = false, false

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -55,9 +56,10 @@ type session struct {
 	tokens   float64
 	lastTok  time.Time
 
-	pendDev *devState          // device of the DDATA being filled, nil if none
-	pend    []sparkplug.Metric // its metrics
-	dataMsg uint64             // DDATA messages published this session
+	filling    []*devState          // devices with DDATA being filled, oldest first
+	maxFilling int                  // how many may fill at once: 1 live, more for history
+	spare      [][]sparkplug.Metric // metric slices to reuse
+	dataMsg    uint64               // DDATA messages published this session
 }
 
 type nodeTopics struct{ birth, death, data, cmd, dcmds, state string }
@@ -280,6 +282,7 @@ func (s *session) pump() (more bool, err error) {
 		if u.takeSettings(func(ch []change) { s.due = append(s.due, ch...) }) {
 			s.restart = true
 		}
+		s.maxFilling = 1
 		for _, r := range recs {
 			for len(s.due) > 0 && s.due[0].at < r.Seq {
 				s.switchDevices()
@@ -290,7 +293,7 @@ func (s *session) pump() (more bool, err error) {
 		for len(s.due) > 0 && s.due[0].at <= s.live {
 			s.switchDevices()
 		}
-		s.flushData() // never mix live and historical metrics in one message
+		s.flushAll() // never mix live and historical metrics in one message
 		if len(recs) == batch {
 			defer u.store.Signal()
 		}
@@ -304,6 +307,9 @@ func (s *session) pump() (more bool, err error) {
 				return false, fmt.Errorf("reading buffer: %w", err)
 			}
 			before := s.dataMsg
+			// Interleaved records of several devices fill a DDATA each,
+			// so history goes out in full messages whatever the layout.
+			s.maxFilling = maxFillingHistory
 			for _, r := range recs {
 				if r.Seq > s.w {
 					break
@@ -311,7 +317,7 @@ func (s *session) pump() (more bool, err error) {
 				s.publishRecord(r, true)
 				s.hist = r.Seq
 			}
-			s.flushData()
+			s.flushAll()
 			s.tokens -= float64(max(s.dataMsg-before, 1))
 			if len(recs) == 0 || recs[len(recs)-1].Seq >= s.w || s.hist >= s.w {
 				s.finishHistory()
@@ -344,6 +350,7 @@ func (s *session) nextTokenIn() time.Duration {
 func (s *session) finishHistory() {
 	s.histDone = true
 	s.hist = s.w
+	s.spare = nil // what replay needed; live data fills one message at a time
 	for _, ds := range s.order {
 		if ds.histBorn && !ds.online {
 			s.deviceDeath(ds)
@@ -353,20 +360,35 @@ func (s *session) finishHistory() {
 	s.u.log.Info("history replay done", "through", s.w)
 }
 
+// maxFillingHistory bounds the devices whose history DDATA fill at once
+// (each holds up to max_metrics_per_message metrics meanwhile).
+const maxFillingHistory = 16
+
 // publishRecord publishes one buffered record (data may wait in the
-// pending DDATA for more of the same device).
+// device's pending DDATA for more of the same device).
 func (s *session) publishRecord(r buffer.Record, historical bool) {
 	u := s.u
-	if err := record.Decode(r.Data, &u.rec); err != nil {
+	rec := &u.rec
+	if err := record.Decode(r.Data, rec, u.store); err != nil {
 		u.stats.droppedCorrupt.Add(1)
 		u.log.Error("dropping unreadable buffer record", "seq", r.Seq, "err", err)
 		return
 	}
-	rec := &u.rec
-	ds, ok := s.devs[string(rec.Device)]
+	var sch *record.Schema
+	device := rec.Device
+	if rec.Version != 2 {
+		var ok bool
+		if sch, ok = u.store.Schema(rec.Schema); !ok {
+			u.stats.droppedCorrupt.Add(1)
+			u.log.Error("dropping buffer record whose schema is missing", "seq", r.Seq, "schema", fmt.Sprintf("%016x", rec.Schema))
+			return
+		}
+		device = []byte(sch.Device)
+	}
+	ds, ok := s.devs[string(device)]
 	if !ok {
 		u.stats.droppedUnknown.Add(uint64(len(rec.Samples)))
-		u.log.Warn("dropping record of a device no longer configured", "device", string(rec.Device), "samples", len(rec.Samples))
+		u.log.Warn("dropping record of a device no longer configured", "device", string(device), "samples", len(rec.Samples))
 		return
 	}
 	switch rec.Kind {
@@ -383,7 +405,7 @@ func (s *session) publishRecord(r buffer.Record, historical bool) {
 	case record.Online:
 		if !historical {
 			ds.online = true
-			s.updateTable(ds, rec)
+			s.updateTable(ds, rec, sch)
 			s.deviceBirth(ds)
 			ds.histBorn = false
 			s.sent = true
@@ -393,7 +415,7 @@ func (s *session) publishRecord(r buffer.Record, historical bool) {
 		// holds samples like any scan: replay them as data.
 	}
 	if !historical {
-		s.updateTable(ds, rec)
+		s.updateTable(ds, rec, sch)
 	}
 	if !ds.born {
 		// History of a device that is offline now: birth it from its
@@ -402,15 +424,11 @@ func (s *session) publishRecord(r buffer.Record, historical bool) {
 		s.deviceBirth(ds)
 		ds.histBorn = historical
 	}
-	if s.pendDev != ds {
-		s.flushData()
-		s.pendDev = ds
-	}
-	d := ds.dev
+	s.startFilling(ds)
 	for k := range rec.Samples {
 		p := &rec.Samples[k]
-		j, ok := d.TagIndexHint(p.Name, p.Hint)
-		if !ok || p.Value.Type() != d.Type(j) {
+		j, ok := ds.tagOf(rec, p, sch)
+		if !ok {
 			u.stats.droppedUnknown.Add(1)
 			continue
 		}
@@ -421,10 +439,10 @@ func (s *session) publishRecord(r buffer.Record, historical bool) {
 				continue
 			}
 		}
-		s.pend = append(s.pend, s.metric(ds, j, p.Value, p.Time, p.Quality, historical))
-		if len(s.pend) >= u.cfg.Buffer.MaxMetrics {
-			s.flushData()
-			s.pendDev = ds
+		ds.pend = append(ds.pend, s.metric(ds, j, p.Value, p.Time, p.Quality, historical))
+		if len(ds.pend) >= u.cfg.Buffer.MaxMetrics {
+			s.flush(ds)
+			s.startFilling(ds)
 		}
 	}
 	n := uint64(len(rec.Samples))
@@ -435,37 +453,71 @@ func (s *session) publishRecord(r buffer.Record, historical bool) {
 	s.sent = true
 }
 
-func (s *session) updateTable(ds *devState, rec *record.Record) {
+// startFilling makes ds a device whose DDATA is being filled, publishing
+// the oldest filling one first if too many are.
+func (s *session) startFilling(ds *devState) {
+	if ds.pend != nil {
+		return
+	}
+	for len(s.filling) >= max(s.maxFilling, 1) {
+		s.flush(s.filling[0])
+	}
+	if n := len(s.spare); n > 0 {
+		ds.pend, s.spare = s.spare[n-1], s.spare[:n-1]
+	} else {
+		ds.pend = make([]sparkplug.Metric, 0, 64)
+	}
+	s.filling = append(s.filling, ds)
+}
+
+func (s *session) updateTable(ds *devState, rec *record.Record, sch *record.Schema) {
 	for k := range rec.Samples {
 		p := &rec.Samples[k]
-		if j, ok := ds.dev.TagIndexHint(p.Name, p.Hint); ok && p.Value.Type() == ds.dev.Type(j) {
+		if j, ok := ds.tagOf(rec, p, sch); ok {
 			ds.table[j] = record.Point{Tag: int32(j), Value: p.Value, Time: p.Time, Quality: p.Quality}
 		}
 	}
 }
 
-// flushData publishes the DDATA being filled. Consecutive records of one
-// device share a message up to max_metrics_per_message; anything else
-// published (births, deaths, receipts) flushes it first, so order holds.
-func (s *session) flushData() {
-	ds := s.pendDev
-	s.pendDev = nil
-	if ds == nil || len(s.pend) == 0 {
-		s.pend = s.pend[:0]
+// flush publishes the DDATA a device is filling. Records of one device
+// share a message up to max_metrics_per_message; a device's birth, death
+// or a receipt flushes first, so order holds per device, and every
+// message before a receipt is sent before it.
+func (s *session) flush(ds *devState) {
+	if ds.pend == nil {
 		return
 	}
-	u := s.u
-	s.seq++
-	ts := uint64(u.now().UnixMilli())
-	if s.cfg.MQTT.DataQoS == 1 {
-		payload := sparkplug.AppendData(make([]byte, 0, 64+len(s.pend)*24), ts, uint64(s.seq), s.pend)
-		s.publish(ds.topics.data, payload, 1)
-	} else {
-		payload := sparkplug.AppendData(u.payloads.get(64+len(s.pend)*24), ts, uint64(s.seq), s.pend)
-		u.payloads.put(payload, s.publish(ds.topics.data, payload, 0))
+	if i := slices.Index(s.filling, ds); i >= 0 {
+		s.filling = slices.Delete(s.filling, i, i+1)
 	}
-	s.dataMsg++
-	s.pend = s.pend[:0]
+	pend := ds.pend
+	ds.pend = nil
+	if len(pend) > 0 {
+		u := s.u
+		s.seq++
+		ts := uint64(u.now().UnixMilli())
+		if s.cfg.MQTT.DataQoS == 1 {
+			payload := sparkplug.AppendData(make([]byte, 0, 64+len(pend)*24), ts, uint64(s.seq), pend)
+			s.publish(ds.topics.data, payload, 1)
+		} else {
+			payload := sparkplug.AppendData(u.payloads.get(64+len(pend)*24), ts, uint64(s.seq), pend)
+			u.payloads.put(payload, s.publish(ds.topics.data, payload, 0))
+		}
+		s.dataMsg++
+	}
+	// Keep a few slices for the next messages; the metrics' strings are
+	// cleared so nothing published stays reachable.
+	if len(s.spare) < maxFillingHistory && cap(pend) <= 4*s.u.cfg.Buffer.MaxMetrics {
+		clear(pend)
+		s.spare = append(s.spare, pend[:0])
+	}
+}
+
+// flushAll publishes every DDATA being filled, oldest first.
+func (s *session) flushAll() {
+	for len(s.filling) > 0 {
+		s.flush(s.filling[0])
+	}
 }
 
 func (s *session) publish(topic string, payload []byte, qos byte) mqtt.Token {
@@ -476,7 +528,7 @@ func (s *session) publish(topic string, payload []byte, qos byte) mqtt.Token {
 // sendReceipt asks the broker to prove it read everything published so
 // far on this connection.
 func (s *session) sendReceipt() {
-	s.flushData()
+	s.flushAll()
 	s.sent = false
 	live, hist := s.live, s.hist
 	var payload [16]byte
@@ -526,7 +578,7 @@ func (s *session) goodbye(drain bool) {
 	if drain {
 		s.drain()
 	}
-	s.flushData()
+	s.flushAll()
 	for _, ds := range s.order {
 		if ds.born {
 			s.deviceDeath(ds)
@@ -540,7 +592,7 @@ func (s *session) goodbye(drain bool) {
 // (every intentional disconnect: a DISCONNECT discards the Will).
 func (s *session) disconnect(death bool) {
 	if death {
-		s.flushData()
+		s.flushAll()
 		tok := s.publish(s.topics.death, sparkplug.AppendNodeDeath(nil, uint64(s.u.now().UnixMilli()), s.bdSeq), 0)
 		tok.WaitTimeout(2 * time.Second)
 	}

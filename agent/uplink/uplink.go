@@ -35,6 +35,9 @@ type Device interface {
 	Snapshot(dst []record.Point) (pts []record.Point, ok bool)
 	// Write queues a write without blocking; ctx ends with the session.
 	Write(ctx context.Context, tag int, v drivers.Value) error
+	// SchemaID is the id of the schema the device's records are stored
+	// with now (records of earlier configurations have others).
+	SchemaID() uint64
 }
 
 // Store is where the devices' events are stored.
@@ -46,6 +49,10 @@ type Store interface {
 	Notify() <-chan struct{}
 	// Signal wakes Notify.
 	Signal()
+	// Schema finds the schema a record refers to.
+	Schema(id uint64) (*record.Schema, bool)
+	// Types is Schema's types, for decoding (record.Schemas).
+	Types(id uint64) ([]drivers.Type, bool)
 }
 
 // Uplink bridges the buffer to the central broker. Create it with New and
