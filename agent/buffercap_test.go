@@ -103,7 +103,7 @@ func TestBufferCapDropsOldest(t *testing.T) {
 	if st.Buffer.Bytes > maxBytes {
 		t.Errorf("buffer holds %d bytes, over its cap of %d", st.Buffer.Bytes, maxBytes)
 	}
-	if st.Buffer.FileBytes > 2*maxBytes+4<<20 {
+	if st.Buffer.FileBytes > maxBytes+4096 {
 		t.Errorf("buffer file is %d bytes for a cap of %d", st.Buffer.FileBytes, maxBytes)
 	}
 	if ms.HeapInuse > heapBefore+32<<20 {

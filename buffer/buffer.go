@@ -364,17 +364,33 @@ func (b *Buffer) peekDisk(after uint64, maxRecords, maxBytes int, sc *peekScratc
 	err := b.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(recordsBucket).Cursor()
 		total := 0
-		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(out) < maxRecords; k, v = c.Next() {
-			if len(k) != 8 || len(v) < 8 {
+		var joined []byte // chunked records, assembled
+		k, v := c.Seek(seqKey(after + 1))
+		for k != nil && len(out) < maxRecords {
+			seq := keySeq(k)
+			_, size, part, ok := headInfo(v)
+			if !ok || len(k) != headKey {
 				return fmt.Errorf("malformed record %x (%d bytes)", k, len(v))
 			}
-			d := v[8:]
-			if len(out) > 0 && total+len(d) > maxBytes {
+			if len(out) > 0 && total+size > maxBytes {
 				break
 			}
-			total += len(d)
-			out = append(out, Record{Seq: keySeq(k), Data: d})
+			total += size
+			if size == len(part) {
+				out = append(out, Record{Seq: seq, Data: part})
+				k, v = c.Next()
+				continue
+			}
+			start := len(joined)
+			var err error
+			if joined, k, v, err = readRecord(c, k, v, joined); err != nil {
+				return err
+			}
+			// joined may move as it grows: point into it once complete.
+			out = append(out, Record{Seq: seq, Data: joined[start:len(joined):len(joined)]})
 		}
+		// Records pointing into an earlier backing array of joined keep
+		// it alive; they are copied out below all the same.
 		copyOut(out, total, sc) // bbolt's memory is valid only in this transaction
 		return nil
 	})

@@ -44,18 +44,34 @@
 // Ack is durable (committed and fsync'd) when it deletes disk records, so a
 // restart re-delivers at most the records that were not yet acknowledged.
 //
+// # Extras
+//
+// PutExtra keeps small named values beside the records, durably: what a
+// reader needs to understand the records (the agent's record schemas),
+// written before the records that need it. They survive restarts and
+// compaction and are never dropped by the cap.
+//
 // # Size cap
 //
-// Options.MaxBytes caps the accounted size of the stored records:
-// len(data)+RecordOverhead per record. When an append would exceed it, the
-// oldest records are dropped in the same transaction, counted in
-// Stats.Dropped/DroppedBytes and logged as a warning (at once, then at most
-// once per 10 s with totals). Append never blocks on, and never fails because
-// of, the cap; a single record larger than the cap is rejected with
-// ErrTooLarge. The bbolt file is larger than the accounted bytes by page
-// fill: measured 1.08x for 200-byte records, 1.29x for 1.6 KB records and
-// 1.33x for 5 KB records on 4 KiB pages, plus up to 4 MiB of preallocation.
-// Size MaxBytes for the disk accordingly.
+// Options.MaxBytes bounds the file: it never grows past MaxBytes plus one
+// page (4 KiB), so a gateway's SD card can be sized by it (for caps of
+// 256 KiB and more; the agent's minimum is 1 MiB). Before a transaction
+// that writes records, the writer checks that the pages it will need are
+// free or that the file may still grow by as many; if not, the oldest
+// records are dropped first, in a transaction of their own (pages freed
+// in a transaction are reused only by later ones). bbolt grows the file by
+// one page at a time near the bound. Records are stored in entries of at
+// most 2,000 bytes, two of which always fit a page, so bbolt never needs
+// a run of contiguous pages that scattered free pages could not offer.
+// MaxBytes also caps the records' accounted size, len(data)+RecordOverhead
+// each. How many records fit depends on page fill: about 90 % of MaxBytes
+// holds records when they are deleted from the front; acknowledging live
+// records while older history waits leaves partly filled pages.
+//
+// Drops are counted in Stats.Dropped/DroppedBytes and logged as a warning
+// (at once, then at most once per 10 s with totals). Append never blocks
+// on, and never fails because of, the cap; a single record larger than
+// the cap is rejected with ErrTooLarge.
 //
 // # Crashes, corruption and disk space
 //

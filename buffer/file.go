@@ -38,7 +38,10 @@ var (
 )
 
 const (
-	formatVersion = 1
+	// formatVersion 2 stores records longer than chunkData in several
+	// entries (entries.go); files of version 1 read the same and become
+	// version 2 when opened.
+	formatVersion = 2
 
 	// lockTimeout bounds the wait for bbolt's file lock.
 	lockTimeout = time.Second
@@ -70,7 +73,7 @@ func valueTime(v []byte) int64 {
 	if len(v) < 8 {
 		return 0
 	}
-	return int64(binary.BigEndian.Uint64(v))
+	return int64(binary.BigEndian.Uint64(v) &^ chunkFlag)
 }
 
 func getU64(b *bolt.Bucket, k []byte) (uint64, bool) {
@@ -336,7 +339,7 @@ func inspect(db *bolt.DB, st *state, info *fileInfo) (clean, consistent bool, er
 		if !ok {
 			return fmt.Errorf("opening buffer %q: %w (no format version)", db.Path(), ErrNotBuffer)
 		}
-		if format != formatVersion {
+		if format != formatVersion && format != 1 {
 			return fmt.Errorf("opening buffer %q: %w (format %d, this build reads %d)", db.Path(), ErrNotBuffer, format, formatVersion)
 		}
 		if recs == nil {
@@ -371,11 +374,11 @@ func readState(tx *bolt.Tx) (st state, consistent bool) {
 		st.dCount, st.dBytes = 0, 0
 		return st, consistent
 	}
-	if len(k) != 8 {
+	if len(k) != headKey {
 		return st, false
 	}
 	st.dFirst, st.dOldest = keySeq(k), valueTime(v)
-	if k, _ = c.Last(); len(k) == 8 {
+	if k, _ = c.Last(); len(k) >= headKey {
 		st.dLast = keySeq(k)
 	}
 	consistent = ok1 && ok2 && st.dCount > 0 && st.dLast >= st.dFirst &&
@@ -427,21 +430,39 @@ func verify(db *bolt.DB) (count int, bytes int64, err error) {
 		})
 		c := tx.Bucket(recordsBucket).Cursor()
 		var prev uint64
+		var size, got, chunk int // of the record being walked
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			switch {
 			case v == nil:
 				return corruptf("unexpected bucket %x among records", k)
-			case len(k) != 8:
-				return corruptf("record key %x is not 8 bytes", k)
+			case len(k) == chunkKey:
+				chunk++
+				if count == 0 || keySeq(k) != prev || got >= size || int(binary.BigEndian.Uint16(k[8:])) != chunk {
+					return corruptf("record chunk %x out of place", k)
+				}
+				got += len(v)
+				if len(v) > 0 {
+					sink ^= v[0] ^ v[len(v)-1]
+				}
+				continue
+			case len(k) != headKey:
+				return corruptf("record key %x is neither 8 nor 10 bytes", k)
+			case count > 0 && got != size:
+				return corruptf("record %d holds %d bytes, its head says %d", prev, got, size)
 			case count > 0 && keySeq(k) <= prev:
 				return corruptf("record keys out of order: %d after %d", keySeq(k), prev)
-			case len(v) < 8:
+			}
+			_, sz, part, ok := headInfo(v)
+			if !ok {
 				return corruptf("record %d is %d bytes, shorter than its header", keySeq(k), len(v))
 			}
 			sink ^= v[0] ^ v[len(v)-1] // fault in the value's first and last page
-			prev = keySeq(k)
+			prev, size, got, chunk = keySeq(k), sz, len(part), 0
 			count++
-			bytes += accounted(len(v) - 8)
+			bytes += accounted(sz)
+		}
+		if count > 0 && got != size {
+			return corruptf("record %d holds %d bytes, its head says %d", prev, got, size)
 		}
 		runtime.KeepAlive(sink)
 		var errs []error
@@ -559,7 +580,7 @@ func salvageCeiling(path string) (ceiling uint64) {
 			ceiling, _ = getU64(m, keyCeiling)
 		}
 		if r := tx.Bucket(recordsBucket); r != nil {
-			if k, _ := r.Cursor().Last(); len(k) == 8 {
+			if k, _ := r.Cursor().Last(); len(k) >= headKey {
 				ceiling = max(ceiling, keySeq(k))
 			}
 		}

@@ -217,6 +217,12 @@ func (b *Buffer) handle(reqs []*request) {
 			err = b.run(g, &sh, pending)
 		}
 		if errors.Is(err, errNeedTx) {
+			// Bound the file: free pages for this transaction first, and
+			// let bbolt grow the file by no more than it must.
+			n, nb := b.makeRoom(pending)
+			dropped += n
+			dropB += nb
+			b.db.AllocSize = b.growStep(pending)
 			sh = b.st
 			err = b.db.Update(func(tx *bolt.Tx) error {
 				g = b.newGroup(tx)
@@ -400,15 +406,20 @@ func (b *Buffer) runAckRange(g *group, st *state, r *request) error {
 	from := seqKey(r.from)
 	n := 0
 	var freed int64
-	var next [8]byte
-	for k, v := c.Seek(from); k != nil && keySeq(k) <= r.upTo && n < g.budget; k, v = c.Seek(next[:]) {
-		seq, sz := keySeq(k), accounted(max(len(v)-8, 0))
+	var next [chunkKey]byte
+	for k, v := c.Seek(from); k != nil && keySeq(k) <= r.upTo; k, v = c.Seek(afterKey(&next, k)) {
+		seq := keySeq(k)
+		if len(k) == headKey {
+			if n >= g.budget {
+				break
+			}
+			_, size, _, _ := headInfo(v)
+			n++
+			freed += accounted(size)
+		}
 		if err := c.Delete(); err != nil {
 			return fmt.Errorf("deleting record %d: %w", seq, err)
 		}
-		n++
-		freed += sz
-		putSeq(next[:], seq+1)
 	}
 	g.budget -= n
 	st.acked += uint64(n)
@@ -419,7 +430,7 @@ func (b *Buffer) runAckRange(g *group, st *state, r *request) error {
 	}
 	first, v := c.First()
 	last, _ := c.Last()
-	if first == nil || st.dCount <= 0 {
+	if first == nil || len(last) < 8 || st.dCount <= 0 {
 		st.dCount, st.dBytes, st.dFirst, st.dLast, st.dOldest = 0, 0, 0, 0, 0
 		return nil
 	}
@@ -514,6 +525,153 @@ func (b *Buffer) runAppend(g *group, st *state, r *request) error {
 	return nil
 }
 
+// The file bound. bbolt reuses freed pages before it extends the file, and
+// extends it by AllocSize beyond what it needs, so the file stays within
+// max_bytes (plus a page) if, before every transaction that writes
+// records, enough pages are free for them or the file can still grow by
+// as many: else the oldest records are dropped first, in a transaction of
+// their own, since pages freed in a transaction are reused only by later
+// ones.
+
+// txOverheadPages is what a transaction rewrites besides the records' new
+// leaves: the last leaf and the path to it, the meta bucket, the extras,
+// the root, and a split or two.
+const txOverheadPages = 10
+
+// minBoundPages is the smallest cap the file bound applies to: an empty
+// bbolt file takes a few pages, so tiny caps (tests) bound the records'
+// bytes only. The configuration's minimum, 1 MiB, is far above it.
+const minBoundPages = 64
+
+// maxPages is the number of pages the file may hold.
+func (b *Buffer) maxPages() int64 {
+	n := b.maxBytes.Load()/pageSize - 1
+	if n < minBoundPages {
+		return 1 << 40
+	}
+	return n
+}
+
+// pagesNeeded estimates the pages a transaction running reqs allocates,
+// counting a spill of the memory window too, and the accounted bytes of
+// the records it adds. Records are stored in entries of at most chunkData
+// bytes, two of which always share a page, so a page of records holds
+// about pageSize bytes of them, and every allocation is a single page.
+func (b *Buffer) pagesNeeded(reqs []*request) (pages, accountedBytes int64) {
+	var bytes int64
+	add := func(size int) {
+		bytes += int64(size) + int64(entryCount(size))*(RecordOverhead+2)
+	}
+	for _, r := range reqs {
+		switch r.kind {
+		case opAppend:
+			for _, d := range r.data {
+				add(len(d))
+				accountedBytes += accounted(len(d))
+			}
+		case opExtra:
+			add(len(r.key) + len(r.val))
+		}
+	}
+	for _, m := range b.st.mem {
+		add(len(m.data))
+	}
+	if bytes == 0 {
+		return 0, 0
+	}
+	per := int64(pageSize - 16)
+	return (bytes+per-1)/per + txOverheadPages, accountedBytes
+}
+
+// reservePages is kept free (or growable) beyond any transaction's need:
+// dropping the oldest records rewrites the leaves and branches next to
+// them.
+const reservePages = txOverheadPages
+
+// pageState returns the file's high-water mark in pages and the pages
+// free for the next transaction. Opening a write transaction releases the
+// pages earlier ones freed that no reader holds any more; rolling it back
+// (a user rollback costs nothing) leaves them free and counted.
+func (b *Buffer) pageState() (hw, free int64) {
+	tx, err := b.db.Begin(true)
+	if err != nil {
+		return 0, 0
+	}
+	hw = tx.Size() / pageSize
+	_ = tx.Rollback()
+	return hw, int64(b.db.Stats().FreePageN)
+}
+
+// makeRoom drops the oldest disk records until the next transaction fits
+// in the file's bound, and returns how many it dropped.
+func (b *Buffer) makeRoom(reqs []*request) (dropped uint64, droppedBytes int64) {
+	need, incoming := b.pagesNeeded(reqs)
+	if need == 0 {
+		return 0, 0
+	}
+	need += reservePages
+	for range 50 {
+		hw, free := b.pageState()
+		over := hw + max(0, need-free) - b.maxPages()
+		// The accounted cap too, so the transaction itself does not drop
+		// records (pages it frees are not reused before it ends).
+		overBytes := b.st.dBytes + b.st.mBytes + incoming - b.maxBytes.Load()
+		if over <= 0 && overBytes <= 0 {
+			return dropped, droppedBytes
+		}
+		if st := b.db.Stats(); st.PendingPageN > 0 && st.OpenTxN > 0 {
+			// Freed pages a reader still holds: they are free as soon
+			// as it ends (reads are short).
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		if b.st.dCount == 0 {
+			// Nothing left to drop: the records themselves are within
+			// the accounted cap.
+			return dropped, droppedBytes
+		}
+		sh := b.st
+		var n int
+		var freed int64
+		err := b.db.Update(func(tx *bolt.Tx) error {
+			g := b.newGroup(tx)
+			var err error
+			n, freed, err = deleteFront(g, &sh, 0, max(over+4, 0)*(pageSize-16)+max(overBytes, 0), -1)
+			if err != nil {
+				return err
+			}
+			return writeMeta(tx, &sh, false)
+		})
+		if err != nil {
+			b.log.Error("buffer: dropping the oldest records to keep the file within max_bytes failed", "path", b.path, "err", err)
+			return dropped, droppedBytes
+		}
+		b.w.commits++
+		b.countWritten()
+		sh.dropped += uint64(n)
+		sh.droppedBytes += freed
+		b.publish(sh)
+		dropped += uint64(n)
+		droppedBytes += freed
+	}
+	return dropped, droppedBytes
+}
+
+// growStep is how far bbolt may extend the file past what a transaction
+// needs: a page when the file is within a MiB of its bound (what the
+// transaction really allocates may exceed the estimate), up to a quarter
+// of the distance left, at most allocSize, while it is far from it (fewer
+// truncate and fsync calls).
+func (b *Buffer) growStep(reqs []*request) int {
+	hw, free := b.pageState()
+	need, _ := b.pagesNeeded(reqs)
+	room := b.maxPages() - hw - max(0, need+reservePages-free)
+	if room < (1<<20)/pageSize {
+		return pageSize
+	}
+	return int(min(room/4*pageSize, allocSize))
+}
+
 // spill writes every in-memory record to disk in g's transaction.
 func (b *Buffer) spill(g *group, st *state, reason string) error {
 	if g.tx == nil {
@@ -531,11 +689,7 @@ func (b *Buffer) spill(g *group, st *state, reason string) error {
 }
 
 func put(g *group, st *state, seq uint64, ts int64, data []byte) error {
-	buf := g.alloc(16 + len(data)) // key, then value = timestamp + data
-	putSeq(buf[:8], seq)
-	putSeq(buf[8:16], uint64(ts))
-	copy(buf[16:], data)
-	if err := g.bkt.Put(buf[:8:8], buf[8:]); err != nil {
+	if err := putRecord(g, seq, ts, data); err != nil {
 		return fmt.Errorf("storing record %d: %w", seq, err)
 	}
 	if st.dCount == 0 {
@@ -559,20 +713,21 @@ func deleteFront(g *group, st *state, upTo uint64, need int64, limit int) (int, 
 	c := g.bkt.Cursor()
 	n := 0
 	var freed int64
-	var next [8]byte
+	var next [chunkKey]byte
 	k, v := c.First()
-	for ; k != nil && n != limit; k, v = c.Seek(next[:]) {
+	for ; k != nil; k, v = c.Seek(afterKey(&next, k)) {
 		seq := keySeq(k)
-		if seq > upTo && freed >= need {
-			break
+		if len(k) == headKey {
+			if n == limit || (seq > upTo && freed >= need) {
+				break
+			}
+			_, size, _, _ := headInfo(v)
+			n++
+			freed += accounted(size)
 		}
-		sz := accounted(max(len(v)-8, 0))
 		if err := c.Delete(); err != nil {
 			return n, freed, fmt.Errorf("deleting record %d: %w", seq, err)
 		}
-		n++
-		freed += sz
-		putSeq(next[:], seq+1)
 	}
 	st.dCount -= n
 	st.dBytes -= freed
