@@ -65,6 +65,24 @@ const (
 
 func benchTagName(i int) string { return fmt.Sprintf("Line1/HR%04d", i) }
 
+// distinctTagName is tag i of device d with a name as plants write them,
+// different on every device.
+func distinctTagName(d, i int) string {
+	return fmt.Sprintf("Line%02d/Press%02d/Hydraulics/Register_%04d", d/10, d%10, i)
+}
+
+// tagLines writes n tag entries of device d (d < 0: the shared names),
+// each on its own line with the given indentation.
+func tagLines(sb *strings.Builder, indent string, d, n int) {
+	for i := range n {
+		name := benchTagName(i)
+		if d >= 0 {
+			name = distinctTagName(d, i)
+		}
+		fmt.Fprintf(sb, "%s- {name: %s, table: holding, address: %d, type: uint16}\n", indent, name, i)
+	}
+}
+
 // writeTagMap writes a tag map of n contiguous uint16 holding registers.
 func writeTagMap(tb testing.TB, path string, n int) {
 	tb.Helper()
@@ -80,13 +98,21 @@ func writeTagMap(tb testing.TB, path string, n int) {
 
 // benchConfig is the agent configuration the benchmarks write.
 type benchConfig struct {
-	dir     string   // state_dir is dir/state, the tag map dir/tags.yaml
+	dir     string   // state_dir is dir/state, tag maps dir/tags*.yaml
 	servers []string // broker URLs
-	plcs    []string // one device per PLC URL, all with the same tag map
+	plcs    []string // one device per PLC URL
 	tags    int
 	poll    time.Duration
 	buffer  string // extra lines in the buffer section, e.g. "replay_rate: 1000"
+	layout  string // how the tags are written, one of the layout* constants
 }
+
+// How a benchmark configuration writes its devices' tags.
+const (
+	layoutShared = ""       // one tag-map file every device names (the same tags)
+	layoutInline = "inline" // each device its own tags, inline in the configuration
+	layoutMaps   = "maps"   // each device its own tags, in its own tag-map file
+)
 
 func (c benchConfig) stateDir() string   { return filepath.Join(c.dir, "state") }
 func (c benchConfig) bufferPath() string { return filepath.Join(c.stateDir(), "buffer.db") }
@@ -94,7 +120,9 @@ func (c benchConfig) bufferPath() string { return filepath.Join(c.stateDir(), "b
 // write writes the tag map and the configuration and returns its path.
 func (c benchConfig) write(tb testing.TB) string {
 	tb.Helper()
-	writeTagMap(tb, filepath.Join(c.dir, "tags.yaml"), c.tags)
+	if c.layout == layoutShared {
+		writeTagMap(tb, filepath.Join(c.dir, "tags.yaml"), c.tags)
+	}
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "node: {group_id: bench, edge_node_id: edge1}\nmqtt:\n  servers: [%s]\n  keepalive: 10s\n  reconnect_min: 200ms\n  reconnect_max: 2s\n",
 		strings.Join(c.servers, ", "))
@@ -107,7 +135,23 @@ func (c benchConfig) write(tb testing.TB) string {
 	}
 	sb.WriteString("log: {level: info}\ndevices:\n")
 	for i, u := range c.plcs {
-		fmt.Fprintf(&sb, "  - id: plc%02d\n    driver: modbus\n    url: %s\n    poll: %s\n    timeout: 2s\n    tag_map: tags.yaml\n", i, u, c.poll)
+		fmt.Fprintf(&sb, "  - id: plc%02d\n    driver: modbus\n    url: %s\n    poll: %s\n    timeout: 2s\n", i, u, c.poll)
+		switch c.layout {
+		case layoutShared:
+			sb.WriteString("    tag_map: tags.yaml\n")
+		case layoutInline:
+			sb.WriteString("    tags:\n")
+			tagLines(&sb, "      ", i, c.tags)
+		case layoutMaps:
+			var m strings.Builder
+			m.WriteString("tags:\n")
+			tagLines(&m, "  ", i, c.tags)
+			name := fmt.Sprintf("tags%02d.yaml", i)
+			if err := os.WriteFile(filepath.Join(c.dir, name), []byte(m.String()), 0o644); err != nil {
+				tb.Fatal(err)
+			}
+			fmt.Fprintf(&sb, "    tag_map: %s\n", name)
+		}
 	}
 	path := filepath.Join(c.dir, "config.yaml")
 	if err := os.WriteFile(path, []byte(sb.String()), 0o644); err != nil {
@@ -485,11 +529,14 @@ func benchWindow() time.Duration {
 }
 
 // BenchmarkAgentCost runs the agent binary against 10 simulated PLCs of
-// 1,000 uint16 holding registers each, poll 1s, default write-ahead buffer,
-// publishing to Mosquitto, and measures its own process over a steady-state
-// window after the births and a 5 s warm-up: CPU as % of one core
-// ((utime+stime)/wall), VmRSS (mean and max over the window, sampled each
-// second), VmHWM (peak since start, config loading included), Modbus
+// 1,000 uint16 holding registers each, every device with its own tag
+// names (Line00/Press03/Hydraulics/Register_0042 and so on, inline in the
+// configuration, as plants write them), poll 1s, default write-ahead
+// buffer, publishing to Mosquitto, and measures its own process over a
+// steady-state window after the births and a 5 s warm-up: CPU as % of one
+// core ((utime+stime)/wall), VmRSS (mean and max over the window, sampled
+// each second), VmHWM (peak since start, config loading included), the
+// start-up time (process start to the last DBIRTH at the host), Modbus
 // requests per scan, and samples published per second as a host counts
 // them.
 //
@@ -511,32 +558,51 @@ func BenchmarkAgentCost(b *testing.B) {
 	} {
 		b.Run(sc.name, func(b *testing.B) {
 			for range b.N {
-				agentCostOnce(b, broker, sims, urls, bin, sc.every, sc.frac)
+				costOnce(b, broker, sims, urls, bin, layoutInline, sc.every, sc.frac, benchWindow())
 			}
 		})
 	}
 }
 
-func agentCostOnce(b *testing.B, broker *testutil.Broker, sims []*modbustest.Server, urls []string, bin string, every time.Duration, frac float64) {
+// BenchmarkScale is BenchmarkAgentCost at 100,000 tags: 100 simulated PLCs
+// of 1,000 registers with distinct names, all changing every second
+// (100,000 samples/s), the tags inline in one configuration file (10 MB)
+// or in one tag-map file per device. The simulators run in the benchmark
+// process; the agent is its own.
+func BenchmarkScale(b *testing.B) {
+	broker := testutil.Mosquitto(b)
+	sims, urls := benchSims(b, 100, benchTags)
+	bin := testutil.AgentBinary(b)
+	for _, layout := range []string{layoutInline, layoutMaps} {
+		b.Run("devices=100/tags="+layout, func(b *testing.B) {
+			for range b.N {
+				costOnce(b, broker, sims, urls, bin, layout, 500*time.Millisecond, 1, benchWindow())
+			}
+		})
+	}
+}
+
+func costOnce(b *testing.B, broker *testutil.Broker, sims []*modbustest.Server, urls []string, bin, layout string, every time.Duration, frac float64, window time.Duration) {
 	const poll = time.Second
 	obs := newSparkCounter(b, broker.URL())
 	defer obs.close()
-	cfg := benchConfig{dir: b.TempDir(), servers: []string{broker.URL()}, plcs: urls, tags: benchTags, poll: poll}
+	cfg := benchConfig{dir: b.TempDir(), servers: []string{broker.URL()}, plcs: urls, tags: benchTags, poll: poll, layout: layout}
 	p := startAgent(b, bin, cfg.write(b))
-	obs.waitBirths(b, p, benchDevices)
+	obs.waitBirths(b, p, int64(len(urls)))
+	startup := time.Since(p.started)
 	stopChanges := benchChanger(sims, benchTags, every, frac)
 	defer stopChanges()
 	time.Sleep(5 * time.Second)
 
-	window := benchWindow()
 	t0, cpu0, req0, c0 := time.Now(), p.cpu(), simRequests(sims), obs.counts()
-	var rssSum, rssMax uint64
+	var rssSum, rssMax, anonSum uint64
 	var samples int
 	tick := time.NewTicker(time.Second)
 	for end := t0.Add(window); time.Now().Before(end); {
 		<-tick.C
 		m := p.mem()
 		rssSum += m.rss
+		anonSum += m.anon
 		rssMax = max(rssMax, m.rss)
 		samples++
 	}
@@ -553,15 +619,17 @@ func agentCostOnce(b *testing.B, broker *testutil.Broker, sims []*modbustest.Ser
 	sps := float64(c1.dataMetrics-c0.dataMetrics) / wall.Seconds()
 	b.ReportMetric(cpuPct, "%core")
 	b.ReportMetric(toMiB(rssSum/uint64(samples)), "RSS-MiB")
+	b.ReportMetric(toMiB(anonSum/uint64(samples)), "anon-MiB")
 	b.ReportMetric(toMiB(rssMax), "RSS-max-MiB")
 	b.ReportMetric(toMiB(m.hwm), "HWM-MiB")
+	b.ReportMetric(startup.Seconds(), "s-startup")
 	b.ReportMetric(float64(req1-req0)/scans, "req/scan")
 	b.ReportMetric(sps, "samples/s")
 	b.ReportMetric(float64(c1.dataMsgs-c0.dataMsgs)/wall.Seconds(), "msgs/s")
 	b.ReportMetric(float64(gcs)/wall.Seconds(), "gc/s")
 	b.ReportMetric(live, "heap-live-MiB")
-	b.Logf("window %v: cpu %v (%.2f%% of a core), RSS %.1f MiB (anon %.1f, file %.1f), HWM %.1f MiB, %d requests in %.0f scans, %d samples in %d DDATA, %d GCs, live heap ≤ %.0f MiB, goal ≤ %.0f MiB",
-		wall.Round(time.Millisecond), cpu1-cpu0, cpuPct, toMiB(m.rss), toMiB(m.anon), toMiB(m.file), toMiB(m.hwm), req1-req0, scans,
+	b.Logf("%d devices (tags %s): started in %v; window %v: cpu %v (%.2f%% of a core), RSS %.1f MiB (anon %.1f, file %.1f), HWM %.1f MiB, %d requests in %.0f scans, %d samples in %d DDATA, %d GCs, live heap ≤ %.0f MiB, goal ≤ %.0f MiB",
+		len(urls), layout, startup.Round(time.Millisecond), wall.Round(time.Millisecond), cpu1-cpu0, cpuPct, toMiB(m.rss), toMiB(m.anon), toMiB(m.file), toMiB(m.hwm), req1-req0, scans,
 		c1.dataMetrics-c0.dataMetrics, c1.dataMsgs-c0.dataMsgs, gcs, live, goal)
 	if bad := obs.bad.Load(); bad > 0 {
 		b.Errorf("%d messages the counter could not parse", bad)

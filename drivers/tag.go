@@ -5,10 +5,11 @@ import (
 	"strings"
 )
 
-// Tag holds the keys every driver's tag has in common. Drivers embed it
-// inline in their own tag struct (`yaml:",inline"`) next to their addressing
-// keys, and fill Type after decoding.
-type Tag struct {
+// TagConfig holds the keys every driver's tag has in common, as the
+// configuration writes them. Drivers embed it inline in their own tag
+// struct (`yaml:",inline"`) next to their addressing keys, and turn it into
+// a Tag with a TagBuilder once validated.
+type TagConfig struct {
 	// Name is the Sparkplug metric name; '/' separates folders.
 	Name string `yaml:"name"`
 	// Scale and Offset turn the raw value into engineering units:
@@ -28,8 +29,90 @@ type Tag struct {
 	Writable bool `yaml:"writable"`
 }
 
+// Tag is a configured tag as the agent holds it, one per tag for the life
+// of the process: 40 bytes, with scale, offset, unit and description
+// (rarely set, and then mostly the same for many tags) behind one pointer
+// shared by every tag that has the same.
+type Tag struct {
+	Name     string
+	meta     *tagMeta // nil: none of them set
+	Deadband float64
+	Type     Type
+	Writable bool
+}
+
+type tagMeta struct {
+	scale, offset       float64
+	hasScale, hasOffset bool
+	unit, description   string
+}
+
+// Scale returns the tag's scale, if it has one.
+func (t *Tag) Scale() (float64, bool) {
+	if t.meta == nil {
+		return 0, false
+	}
+	return t.meta.scale, t.meta.hasScale
+}
+
+// Offset returns the tag's offset, if it has one.
+func (t *Tag) Offset() (float64, bool) {
+	if t.meta == nil {
+		return 0, false
+	}
+	return t.meta.offset, t.meta.hasOffset
+}
+
+// Unit is the engineering unit, or "".
+func (t *Tag) Unit() string {
+	if t.meta == nil {
+		return ""
+	}
+	return t.meta.unit
+}
+
+// Description is the tag's free text, or "".
+func (t *Tag) Description() string {
+	if t.meta == nil {
+		return ""
+	}
+	return t.meta.description
+}
+
 // Scaled reports whether the tag has a scale or offset.
-func (t *Tag) Scaled() bool { return t.Scale != nil || t.Offset != nil }
+func (t *Tag) Scaled() bool { return t.meta != nil && (t.meta.hasScale || t.meta.hasOffset) }
+
+// TagBuilder makes Tags from TagConfigs, sharing their scale, offset,
+// unit and description among tags that have the same. The zero value is
+// ready to use.
+type TagBuilder struct {
+	metas map[tagMeta]*tagMeta
+}
+
+// Tag returns the Tag a configuration describes.
+func (b *TagBuilder) Tag(c *TagConfig) Tag {
+	t := Tag{Name: c.Name, Deadband: c.Deadband, Type: c.Type, Writable: c.Writable}
+	m := tagMeta{unit: c.Unit, description: c.Description}
+	if c.Scale != nil {
+		m.scale, m.hasScale = *c.Scale, true
+	}
+	if c.Offset != nil {
+		m.offset, m.hasOffset = *c.Offset, true
+	}
+	if m == (tagMeta{}) {
+		return t
+	}
+	if b.metas == nil {
+		b.metas = map[tagMeta]*tagMeta{}
+	}
+	p, ok := b.metas[m]
+	if !ok {
+		p = &m
+		b.metas[m] = p
+	}
+	t.meta = p
+	return t
+}
 
 // CheckName validates a tag name as a Sparkplug metric name.
 func CheckName(name string) error {

@@ -175,7 +175,7 @@ devices:
 		t.Errorf("plc2 = %+v", d2)
 	}
 	tags := d2.Instance.Tags()
-	if len(tags) != 2 || tags[1].Name != "b" || tags[1].Unit != "bar" || tags[1].Type.String() != "int16" {
+	if len(tags) != 2 || tags[1].Name != "b" || tags[1].Unit() != "bar" || tags[1].Type.String() != "int16" {
 		t.Errorf("plc2 tags = %+v", tags)
 	}
 }

@@ -24,20 +24,22 @@ import (
 // implementing encoding.TextUnmarshaler (given the scalar's text; its
 // error message is shown as the reason).
 type decoder struct {
-	file   string
-	errs   *Errors
-	failed map[string]bool // key paths with an error, so checks that follow decoding skip them
+	file    string
+	errs    *Errors
+	failed  map[string]bool // key paths with an error, so checks that follow decoding skip them
+	lineOff int             // added to node lines: the nodes were parsed from a later part of the file
+}
+
+func newDecoder(file string, errs *Errors) *decoder {
+	return &decoder{file: file, errs: errs, failed: map[string]bool{}}
 }
 
 // errAt records an error at node n.
 func (d *decoder) errAt(n *yaml.Node, key, format string, args ...any) {
-	if d.failed == nil {
-		d.failed = map[string]bool{}
-	}
 	d.failed[key] = true
 	e := &Error{File: d.file, Key: key, Msg: fmt.Sprintf(format, args...)}
 	if n != nil {
-		e.Line, e.Col = n.Line, n.Column
+		e.Line, e.Col = n.Line+d.lineOff, n.Column
 	}
 	*d.errs = append(*d.errs, e)
 }
@@ -209,7 +211,7 @@ func (d *decoder) pairs(key string, n *yaml.Node) []pair {
 			continue
 		}
 		if prev, dup := seen[k.Value]; dup {
-			d.errAt(k, join(key, k.Value), "given twice (first at line %d)", prev.Line)
+			d.errAt(k, join(key, k.Value), "given twice (first at line %d)", prev.Line+d.lineOff)
 			continue
 		}
 		seen[k.Value] = k

@@ -19,7 +19,7 @@ import (
 // decode exactly as the agent does.
 func DriverConfig(src string) (drivers.Config, error) {
 	var errs Errors
-	d := &decoder{file: "device.yaml", errs: &errs}
+	d := newDecoder("device.yaml", &errs)
 	l := &loader{}
 	root := l.parse(d.file, []byte(src))
 	if root == nil {

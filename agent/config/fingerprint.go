@@ -13,27 +13,14 @@ import (
 // fingerprint digests a device's configuration: the keys the agent owns,
 // the driver's keys and the tags. Reload keeps a device running only when
 // its fingerprint is unchanged.
-func fingerprint(dev *Device, rest *yaml.Node, tags *nodeTags) [32]byte {
+func fingerprint(dev *Device, rest *yaml.Node, tags [32]byte) [32]byte {
 	h := sha256.New()
 	writeStr(h, dev.ID)
 	writeStr(h, dev.Driver)
 	writeInt(h, int64(dev.Poll))
 	writeInt(h, int64(dev.Timeout))
 	hashNode(h, rest, 0)
-	if tags.sum != nil {
-		h.Write(tags.sum[:])
-	} else {
-		hashNode(h, tags.seq, 0)
-	}
-	var out [32]byte
-	h.Sum(out[:0])
-	return out
-}
-
-// sumNode digests a node as hashNode does.
-func sumNode(n *yaml.Node) [32]byte {
-	h := sha256.New()
-	hashNode(h, n, 0)
+	h.Write(tags[:])
 	var out [32]byte
 	h.Sum(out[:0])
 	return out

@@ -32,8 +32,16 @@ func Load(file string) (*Config, error) {
 // LoadBytes is Load for a configuration already in memory; name is used
 // in error messages and to resolve relative tag_map paths.
 func LoadBytes(name string, data []byte) (*Config, error) {
-	l := &loader{maps: map[string]*tagMap{}}
+	l := &loader{files: map[string]*file{}, stream: streaming}
 	cfg := l.load(name, data)
+	if len(l.errs) > 0 && l.streamed {
+		// Report mistakes exactly as a parse of the whole files finds
+		// them (a syntax error inside a tag list that was never walked,
+		// say): a file with mistakes is not loaded, so its memory does
+		// not matter.
+		l = &loader{files: map[string]*file{}}
+		cfg = l.load(name, data)
+	}
 	if len(l.errs) > 0 {
 		l.errs.sort()
 		return nil, l.errs
@@ -55,18 +63,70 @@ func readError(err error) string {
 	return err.Error()
 }
 
-// loader holds what one Load found: its errors and the tag-map files it
-// parsed (devices sharing a file share one parse).
+// loader holds what one Load found: its errors and the files it read
+// (devices sharing a tag-map file share one read).
 type loader struct {
-	errs Errors
-	maps map[string]*tagMap
+	errs     Errors
+	files    map[string]*file
+	stream   bool // decode tag lists in batches where the files allow it
+	streamed bool // some were
 }
 
-// tagMap is a parsed tag-map file.
-type tagMap struct {
-	d    *decoder
-	tags *yaml.Node // nil if the file could not be used (errors recorded)
-	sum  [32]byte   // fingerprint of its tags
+// file is one YAML file of the configuration. Its tag lists are decoded
+// in batches when the file allows it (stream.go): root is then its
+// skeleton, and whole, the tree with the tag lists, is parsed only if a
+// batch cannot be decoded on its own.
+type file struct {
+	d      *decoder
+	data   []byte
+	root   *yaml.Node // the skeleton, or the whole tree
+	stream *streamed  // nil when root is the whole tree
+	whole  *yaml.Node // parsed on demand when stream is set
+	bad    bool       // unreadable or unparsable (errors recorded)
+}
+
+// read reads and parses a file once per load.
+func (l *loader) read(path string, data []byte, readErr func(msg string)) *file {
+	if f, ok := l.files[path]; ok {
+		return f
+	}
+	f := &file{d: newDecoder(path, &l.errs)}
+	l.files[path] = f
+	if data == nil {
+		var err error
+		if data, err = os.ReadFile(path); err != nil {
+			readErr(readError(err))
+			f.bad = true
+			return f
+		}
+	}
+	f.data = data
+	if l.stream {
+		if s, root := parseStreamed(data); s != nil {
+			f.stream, f.root = s, root
+			l.streamed = true
+			return f
+		}
+	}
+	if f.root = l.parse(path, data); f.root == nil {
+		f.bad = true
+	}
+	return f
+}
+
+// wholeTree is the file's tree with its tag lists, parsed on first use.
+func (f *file) wholeTree() *yaml.Node {
+	if f.stream == nil {
+		return f.root
+	}
+	if f.whole == nil {
+		var doc yaml.Node
+		if err := yaml.Load(f.data, &doc); err != nil {
+			return nil // the skeleton parsed; this cannot happen
+		}
+		f.whole = resolve(&doc)
+	}
+	return f.whole
 }
 
 // fileShape is the configuration file as the first decoding step sees it:
@@ -131,22 +191,26 @@ func yamlError(file string, err error) *Error {
 }
 
 func (l *loader) load(name string, data []byte) *Config {
-	root := l.parse(name, data)
-	if root == nil {
+	if len(bytes.TrimSpace(data)) == 0 {
+		l.errs = append(l.errs, &Error{File: name, Msg: "the file is empty"})
 		return nil
 	}
-	d := &decoder{file: name, errs: &l.errs}
+	f := l.read(name, data, nil)
+	if f.bad {
+		return nil
+	}
+	root, d := f.root, f.d
 	if root.Kind != yaml.MappingNode {
 		d.errAt(root, "", "the top level must be a mapping of node, mqtt, buffer, devices, ...")
 		return nil
 	}
-	var f fileShape
-	d.decode("", root, &f)
-	cfg := &Config{File: name, Node: f.Node, MQTT: f.MQTT, Buffer: f.Buffer, Log: f.Log, Health: f.Health, StateDir: f.StateDir}
+	var fs fileShape
+	d.decode("", root, &fs)
+	cfg := &Config{File: name, Node: fs.Node, MQTT: fs.MQTT, Buffer: fs.Buffer, Log: fs.Log, Health: fs.Health, StateDir: fs.StateDir}
 	cfg.applyDefaults()
 	v := &validator{d: d, root: root}
 	v.config(cfg)
-	l.devices(d, cfg, f.Devices, root)
+	l.devices(f, cfg, fs.Devices, root)
 	return cfg
 }
 
@@ -200,7 +264,8 @@ func (c *Config) applyDefaults() {
 	}
 }
 
-func (l *loader) devices(d *decoder, cfg *Config, node, root *yaml.Node) {
+func (l *loader) devices(f *file, cfg *Config, node, root *yaml.Node) {
+	d := f.d
 	node = resolve(node)
 	if node == nil || node.Kind != yaml.SequenceNode || len(node.Content) == 0 {
 		at := lookup(root, "devices")
@@ -215,7 +280,7 @@ func (l *loader) devices(d *decoder, cfg *Config, node, root *yaml.Node) {
 	}
 	seen := map[string]int{}
 	for i, dn := range node.Content {
-		if dev, ok := l.device(d, cfg, i, resolve(dn), seen); ok {
+		if dev, ok := l.device(f, cfg, i, resolve(dn), seen); ok {
 			cfg.Devices = append(cfg.Devices, dev)
 		}
 	}
@@ -223,7 +288,8 @@ func (l *loader) devices(d *decoder, cfg *Config, node, root *yaml.Node) {
 
 // device decodes, checks and builds one device. It reports whether the
 // device is usable (no error was found in it).
-func (l *loader) device(d *decoder, cfg *Config, i int, dn *yaml.Node, seen map[string]int) (Device, bool) {
+func (l *loader) device(f *file, cfg *Config, i int, dn *yaml.Node, seen map[string]int) (Device, bool) {
+	d := f.d
 	before := len(l.errs)
 	key := fmt.Sprintf("devices[%d]", i)
 	if dn.Kind != yaml.MappingNode {
@@ -269,12 +335,12 @@ func (l *loader) device(d *decoder, cfg *Config, i int, dn *yaml.Node, seen map[
 		factory = f
 	}
 
-	tags := l.tagSource(d, key, dn, &k, cfg)
+	tags := l.tagSource(f, i, key, dn, &k, cfg)
 	if factory == nil || tags == nil || len(l.errs) > before {
 		return Device{}, false
 	}
 	if k.TagMap != "" {
-		dev.TagMap = tags.d.file
+		dev.TagMap = tags.file.d.file
 	}
 	restNode := &yaml.Node{Kind: yaml.MappingNode, Line: dn.Line, Column: dn.Column}
 	for _, p := range rest {
@@ -290,11 +356,21 @@ func (l *loader) device(d *decoder, cfg *Config, i int, dn *yaml.Node, seen map[
 			}
 			return &recorded{l.errs[n:]}
 		},
-		Tags:     tags,
+		Tags:     tags.src,
 		Timeout:  dev.Timeout,
 		StateDir: cfg.StateDir,
 	}
 	drv, err := factory(dc)
+	if errors.Is(err, errUnstreamable) {
+		// A batch would not decode on its own: decode this list from its
+		// file's whole tree, forgetting what the batches reported.
+		l.errs = l.errs[:before]
+		if dc.Tags = tags.whole(); dc.Tags == nil {
+			d.errAt(dn, key+".tags", "cannot be read")
+			return Device{}, false
+		}
+		drv, err = factory(dc)
+	}
 	if err != nil {
 		placeDriverError(d, key, dn, restNode, err)
 		return Device{}, false
@@ -303,14 +379,27 @@ func (l *loader) device(d *decoder, cfg *Config, i int, dn *yaml.Node, seen map[
 		return Device{}, false
 	}
 	dev.Instance = drv
-	dev.Fingerprint = fingerprint(&dev, restNode, tags)
+	dev.Fingerprint = fingerprint(&dev, restNode, dc.Tags.(digester).digest())
 	return dev, true
 }
 
+// deviceTags is where a device's tags are: a run decoded in batches, or a
+// list in a tree.
+type deviceTags struct {
+	file  *file
+	src   drivers.TagSource // *runTags or *nodeTags
+	whole func() drivers.TagSource
+}
+
+// digester is a TagSource that digests the tags it walked.
+type digester interface{ digest() [32]byte }
+
 // tagSource finds a device's tag list: inline or in its tag-map file.
-func (l *loader) tagSource(d *decoder, key string, dn *yaml.Node, k *deviceKeys, cfg *Config) *nodeTags {
+func (l *loader) tagSource(f *file, i int, key string, dn *yaml.Node, k *deviceKeys, cfg *Config) *deviceTags {
+	tagsKey, tagsVal := lookupMerged(dn, "tags", 0)
 	switch {
-	case k.TagMap != "" && k.Tags != nil:
+	case k.TagMap != "" && tagsKey != nil:
+		d := f.d
 		d.errAt(lookup(dn, "tag_map"), key+".tag_map", "give either tags or tag_map, not both")
 		return nil
 	case k.TagMap != "":
@@ -318,71 +407,129 @@ func (l *loader) tagSource(d *decoder, key string, dn *yaml.Node, k *deviceKeys,
 		if !filepath.IsAbs(path) {
 			path = filepath.Join(filepath.Dir(cfg.File), path)
 		}
-		tm := l.tagMap(path, func(msg string) { d.errAt(lookup(dn, "tag_map"), key+".tag_map", "%s: %s", k.TagMap, msg) })
-		if tm == nil || tm.tags == nil {
+		tm := l.read(path, nil, func(msg string) { f.d.errAt(lookup(dn, "tag_map"), key+".tag_map", "%s: %s", k.TagMap, msg) })
+		return l.mapTags(tm)
+	case tagsKey == nil:
+		f.d.errAt(dn, key+".tags", "is required (or tag_map)")
+		return nil
+	}
+	whole := func() drivers.TagSource {
+		root := f.wholeTree()
+		devs := resolve(lookup(root, "devices"))
+		if devs == nil || devs.Kind != yaml.SequenceNode || i >= len(devs.Content) {
 			return nil
 		}
-		return &nodeTags{d: tm.d, key: "tags", seq: tm.tags, sum: &tm.sum}
-	case k.Tags == nil:
-		d.errAt(dn, key+".tags", "is required (or tag_map)")
+		seq := resolve(lookup(resolve(devs.Content[i]), "tags"))
+		if seq == nil || seq.Kind != yaml.SequenceNode {
+			return nil
+		}
+		return &nodeTags{d: f.d, key: key + ".tags", seq: seq}
+	}
+	if r := f.stream.runAt(tagsKey, tagsVal); r != nil {
+		return &deviceTags{file: f, src: &runTags{d: f.d, key: key + ".tags", data: f.data, r: r}, whole: whole}
+	}
+	seq := resolve(tagsVal)
+	if seq == nil || seq.Kind != yaml.SequenceNode || len(seq.Content) == 0 {
+		at := seq
+		if at == nil {
+			at = tagsKey
+		}
+		f.d.errAt(at, key+".tags", "must be a non-empty list of tags")
 		return nil
 	}
-	seq := resolve(k.Tags)
-	if seq.Kind != yaml.SequenceNode || len(seq.Content) == 0 {
-		d.errAt(seq, key+".tags", "must be a non-empty list of tags")
-		return nil
-	}
-	return &nodeTags{d: d, key: key + ".tags", seq: seq}
+	return &deviceTags{file: f, src: &nodeTags{d: f.d, key: key + ".tags", seq: seq}, whole: whole}
 }
 
-// tagMap parses a tag-map file once per load. bad reports a file that
-// cannot be read at the tag_map key that names it.
-func (l *loader) tagMap(path string, bad func(msg string)) *tagMap {
-	if tm, ok := l.maps[path]; ok {
-		return tm
+// mapTags finds the tag list of a tag-map file, checking the file's shape
+// once (the first device that names it reports its mistakes).
+func (l *loader) mapTags(tm *file) *deviceTags {
+	if tm.bad {
+		return nil
 	}
-	tm := &tagMap{d: &decoder{file: path, errs: &l.errs}}
-	l.maps[path] = tm
-	data, err := os.ReadFile(path)
-	if err != nil {
-		bad(readError(err))
-		return tm
+	root := tm.root
+	var shape tagMapShape
+	before := len(l.errs)
+	ok := tm.d.decode("", root, &shape)
+	tagsKey, tagsVal := lookupKey(root, "tags")
+	whole := func() drivers.TagSource {
+		seq := resolve(lookup(tm.wholeTree(), "tags"))
+		if seq == nil || seq.Kind != yaml.SequenceNode {
+			return nil
+		}
+		return &nodeTags{d: tm.d, key: "tags", seq: seq}
 	}
-	root := l.parse(path, data)
-	if root == nil {
-		return tm
-	}
-	var f tagMapShape
-	ok := tm.d.decode("", root, &f)
-	seq := resolve(f.Tags)
-	if seq == nil || seq.Kind != yaml.SequenceNode || len(seq.Content) == 0 {
+	r := tm.stream.runAt(tagsKey, tagsVal)
+	seq := resolve(shape.Tags)
+	if r == nil && (seq == nil || seq.Kind != yaml.SequenceNode || len(seq.Content) == 0) {
 		at := seq
 		if at == nil {
 			at = root
 		}
 		tm.d.errAt(at, "tags", "must be a non-empty list of tags")
-		return tm
 	}
-	if !ok {
-		return tm
+	if !ok || len(l.errs) > before {
+		tm.bad = true // reported once: later devices naming it add nothing
+		return nil
 	}
-	tm.tags = seq
-	tm.sum = sumNode(seq)
-	return tm
+	if r != nil {
+		return &deviceTags{file: tm, src: &runTags{d: tm.d, key: "tags", data: tm.data, r: r}, whole: whole}
+	}
+	return &deviceTags{file: tm, src: &nodeTags{d: tm.d, key: "tags", seq: seq}, whole: whole}
 }
 
 // lookup finds the value at a mapping key, or nil.
 func lookup(m *yaml.Node, key string) *yaml.Node {
+	_, v := lookupKey(m, key)
+	return v
+}
+
+// lookupKey finds a mapping key's key and value nodes, or nils.
+func lookupKey(m *yaml.Node, key string) (k, v *yaml.Node) {
 	m = resolve(m)
 	if m == nil || m.Kind != yaml.MappingNode {
-		return nil
+		return nil, nil
 	}
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		if m.Content[i].Value == key {
-			return m.Content[i+1]
+			return m.Content[i], m.Content[i+1]
 		}
 	}
-	return nil
+	return nil, nil
+}
+
+// lookupMerged is lookupKey with YAML merge keys (<<) followed, as the
+// decoder applies them: an explicit key first, then merged mappings in
+// order. It reports nothing; the decoder reports bad merges.
+func lookupMerged(m *yaml.Node, key string, depth int) (k, v *yaml.Node) {
+	m = resolve(m)
+	if m == nil || m.Kind != yaml.MappingNode || depth > 16 {
+		return nil, nil
+	}
+	if k, v = lookupKey(m, key); k != nil {
+		return k, v
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value != "<<" || m.Content[i].ShortTag() != "!!merge" {
+			continue
+		}
+		src := resolve(m.Content[i+1])
+		from := []*yaml.Node{src}
+		if src != nil && src.Kind == yaml.SequenceNode {
+			from = src.Content
+		}
+		for _, f := range from {
+			if k, v = lookupMerged(f, key, depth+1); k != nil {
+				return k, v
+			}
+		}
+	}
+	return nil, nil
+}
+
+// firstKey is the first key of a dotted key path.
+func firstKey(path string) string {
+	k, _, _ := strings.Cut(path, ".")
+	return k
 }
 
 // recorded is what Decode and Tags.Each give a driver when they found
@@ -410,7 +557,7 @@ func placeDriverError(d *decoder, key string, dn, rest *yaml.Node, err error) {
 		}
 		var ke *drivers.KeyError
 		if errors.As(e, &ke) {
-			at := lookup(rest, strings.SplitN(ke.Key, ".", 2)[0])
+			at := lookup(rest, firstKey(ke.Key))
 			if at == nil {
 				at = dn
 			}
@@ -438,50 +585,20 @@ type nodeTags struct {
 	d   *decoder // of the file the list is in
 	key string   // key path of the list, e.g. devices[0] (press-02).tags
 	seq *yaml.Node
-	sum *[32]byte // fingerprint of the list when it comes from a shared tag map
+	sum [32]byte // digest of the tags, set by Each
 }
 
 func (t *nodeTags) Len() int { return len(t.seq.Content) }
 
 func (t *nodeTags) Each(fn func(i int, decode func(v any) error) error) error {
-	before := len(*t.d.errs)
-	failed := false
+	w := newTagWalk(t.d, t.key)
 	for i, item := range t.seq.Content {
-		item = resolve(item)
-		key := fmt.Sprintf("%s[%d]", t.key, i)
-		if n := resolve(lookup(item, "name")); n != nil && n.Kind == yaml.ScalarNode && n.Value != "" {
-			key += fmt.Sprintf(" %q", n.Value)
-		}
-		decode := func(v any) error {
-			n := len(*t.d.errs)
-			if t.d.decode(key, item, v) {
-				return nil
-			}
-			return &recorded{(*t.d.errs)[n:]}
-		}
-		err := fn(i, decode)
-		if err == nil {
-			continue
-		}
-		failed = true
-		for _, e := range flatten(err) {
-			if isRecorded(e) {
-				continue
-			}
-			var ke *drivers.KeyError
-			if errors.As(e, &ke) {
-				at := lookup(item, strings.SplitN(ke.Key, ".", 2)[0])
-				if at == nil {
-					at = item
-				}
-				t.d.errAt(at, join(key, ke.Key), "%v", ke.Err)
-				continue
-			}
-			t.d.errAt(item, key, "%v", e)
-		}
+		w.item(t.d, i, item, fn)
 	}
-	if failed {
-		return &recorded{(*t.d.errs)[before:]}
-	}
-	return nil
+	t.sum = w.finish()
+	return w.result()
 }
+
+func (t *nodeTags) digest() [32]byte { return t.sum }
+
+func (t *runTags) digest() [32]byte { return t.sum }

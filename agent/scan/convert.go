@@ -19,16 +19,15 @@ func EngType(t *drivers.Tag) drivers.Type {
 // scale applies scale and offset. A scale like 0.1 or 0.01 divides by its
 // exact inverse instead, so 454 × 0.1 gives 45.4, not 45.400000000000006.
 func scale(t *drivers.Tag, v float64) float64 {
-	if t.Scale != nil {
-		s := *t.Scale
+	if s, ok := t.Scale(); ok {
 		if inv := math.Round(1 / s); s != 0 && math.Abs(s) < 1 && inv != 0 && 1/inv == s {
 			v /= inv
 		} else {
 			v *= s
 		}
 	}
-	if t.Offset != nil {
-		v += *t.Offset
+	if o, ok := t.Offset(); ok {
+		v += o
 	}
 	return v
 }
@@ -54,14 +53,14 @@ func ToRaw(t *drivers.Tag, v drivers.Value) (drivers.Value, error) {
 		return drivers.Value{}, fmt.Errorf("want a number, got %s", v.Type())
 	}
 	f := v.Float()
-	if t.Offset != nil {
-		f -= *t.Offset
+	if o, ok := t.Offset(); ok {
+		f -= o
 	}
-	if t.Scale != nil {
-		if *t.Scale == 0 {
+	if s, ok := t.Scale(); ok {
+		if s == 0 {
 			return drivers.Value{}, errors.New("scale is 0")
 		}
-		f /= *t.Scale
+		f /= s
 	}
 	if t.Type.IsFloat() {
 		return drivers.FloatValue(t.Type, f), nil

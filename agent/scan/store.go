@@ -61,7 +61,11 @@ func (s *Store) Register(sch *record.Schema) (uint64, error) {
 		delete(s.mine, id)
 		return 0, fmt.Errorf("storing the schema of %q: %w", sch.Device, err)
 	}
-	s.schemas[id] = sch
+	// The names are the device's tags' own, and a record of the device's
+	// current schema needs none: keep the device and the types, and read
+	// the names back from the buffer if a record of an older
+	// configuration ever needs them.
+	s.schemas[id] = &record.Schema{Device: sch.Device, Types: sch.Types}
 	return id, nil
 }
 
@@ -74,6 +78,22 @@ func (s *Store) Schema(id uint64) (*record.Schema, bool) {
 	if ok {
 		return sch, sch != nil
 	}
+	return s.loadSchema(id)
+}
+
+// SchemaNames returns a schema with its tag names, reading them from the
+// buffer when only the device and types are kept.
+func (s *Store) SchemaNames(id uint64) (*record.Schema, bool) {
+	sch, ok := s.Schema(id)
+	if !ok || sch.Names != nil || len(sch.Types) == 0 {
+		return sch, ok
+	}
+	return s.loadSchema(id)
+}
+
+// loadSchema reads a schema from the buffer and keeps it.
+func (s *Store) loadSchema(id uint64) (*record.Schema, bool) {
+	var sch *record.Schema
 	b, err := s.buf.Extra(schemaKey(id))
 	if err != nil {
 		return nil, false // the buffer is failing; nothing is cached

@@ -9,6 +9,7 @@ import (
 // devState is what one session knows of one device.
 type devState struct {
 	dev      Device
+	store    Store
 	topics   devTopics
 	alias    uint64 // the device's tag j has alias alias+j
 	born     bool   // DBIRTH sent this session
@@ -32,7 +33,7 @@ func (s *session) newDevState(d Device) *devState {
 	if s.nextAl == 0 {
 		s.nextAl = 1
 	}
-	ds := &devState{dev: d, topics: devTopics{tp(sparkplug.DBIRTH), tp(sparkplug.DDEATH), tp(sparkplug.DDATA)},
+	ds := &devState{dev: d, store: s.u.store, topics: devTopics{tp(sparkplug.DBIRTH), tp(sparkplug.DDEATH), tp(sparkplug.DDATA)},
 		alias: s.nextAl, table: make([]record.Point, n)}
 	s.nextAl += uint64(n)
 	return ds
@@ -122,13 +123,11 @@ func (s *session) deviceBirth(ds *devState) {
 			m.Null = true
 			m.Timestamp = ts
 		}
-		if t := &tags[j]; t.Unit != "" || t.Description != "" {
-			if t.Unit != "" {
-				m.Properties = append(m.Properties, sparkplug.Property{Key: "engUnit", Type: sparkplug.TypeString, Str: t.Unit})
-			}
-			if t.Description != "" {
-				m.Properties = append(m.Properties, sparkplug.Property{Key: "Documentation", Type: sparkplug.TypeString, Str: t.Description})
-			}
+		if u := tags[j].Unit(); u != "" {
+			m.Properties = append(m.Properties, sparkplug.Property{Key: "engUnit", Type: sparkplug.TypeString, Str: u})
+		}
+		if d := tags[j].Description(); d != "" {
+			m.Properties = append(m.Properties, sparkplug.Property{Key: "Documentation", Type: sparkplug.TypeString, Str: d})
 		}
 		ms = append(ms, m)
 	}
@@ -152,6 +151,11 @@ func (ds *devState) tagOf(rec *record.Record, p *record.Sample, sch *record.Sche
 	}
 	m, ok := ds.xlate[rec.Schema]
 	if !ok {
+		full, ok := ds.store.SchemaNames(rec.Schema)
+		if !ok {
+			return 0, false
+		}
+		sch = full
 		m = make([]int32, len(sch.Names))
 		for i, name := range sch.Names {
 			m[i] = -1

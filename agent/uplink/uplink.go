@@ -49,8 +49,10 @@ type Store interface {
 	Notify() <-chan struct{}
 	// Signal wakes Notify.
 	Signal()
-	// Schema finds the schema a record refers to.
+	// Schema finds the schema a record refers to; its Names may be nil.
 	Schema(id uint64) (*record.Schema, bool)
+	// SchemaNames is Schema with the tag names.
+	SchemaNames(id uint64) (*record.Schema, bool)
 	// Types is Schema's types, for decoding (record.Schemas).
 	Types(id uint64) ([]drivers.Type, bool)
 }

@@ -206,7 +206,7 @@ type device struct {
 }
 
 type tag struct {
-	drivers.Tag `yaml:",inline"`
+	drivers.TagConfig `yaml:",inline"`
 }
 
 func newDriver(cfg drivers.Config) (*Driver, error) {
@@ -216,6 +216,7 @@ func newDriver(cfg drivers.Config) (*Driver, error) {
 		devErr = drivers.KeyErr("plc", errors.New("is required (the name given to drivertest.NewPLC)"))
 	}
 	d := &Driver{id: cfg.ID, plc: dev.PLC, push: dev.Push, index: map[string]int{}}
+	var tb drivers.TagBuilder
 	var t tag
 	tagErr := cfg.Tags.Each(func(i int, decode func(any) error) error {
 		t = tag{}
@@ -232,7 +233,7 @@ func newDriver(cfg drivers.Config) (*Driver, error) {
 			return drivers.KeyErr("type", errors.New("is required"))
 		}
 		d.index[t.Name] = len(d.tags)
-		d.tags = append(d.tags, t.Tag)
+		d.tags = append(d.tags, tb.Tag(&t.TagConfig))
 		return nil
 	})
 	if err := errors.Join(devErr, tagErr); err != nil {

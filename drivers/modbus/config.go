@@ -41,7 +41,7 @@ type tlsConfig struct {
 
 // tag is one configured tag: the common keys plus Modbus addressing.
 type tag struct {
-	drivers.Tag `yaml:",inline"`
+	drivers.TagConfig `yaml:",inline"`
 	Table       string `yaml:"table"`
 	Address     *int   `yaml:"address"`
 	ByteOrder   string `yaml:"byte_order"`
@@ -252,6 +252,7 @@ type tagBuilder struct {
 	tags  []drivers.Tag
 	specs []tagSpec
 	seen  map[string]int
+	tb    drivers.TagBuilder
 }
 
 func newTagBuilder(lim limits, n int) *tagBuilder {
@@ -272,7 +273,7 @@ func (b *tagBuilder) add(i int, t *tag) error {
 	if err != nil {
 		return err
 	}
-	b.tags = append(b.tags, t.Tag)
+	b.tags = append(b.tags, b.tb.Tag(&t.TagConfig))
 	b.specs = append(b.specs, spec)
 	return nil
 }

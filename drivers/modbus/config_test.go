@@ -40,8 +40,10 @@ func TestExampleConfig(t *testing.T) {
 	if s := d.specs[5]; s.f.Bit != 3 || s.f.Type != drivers.Bool {
 		t.Errorf("door_open spec = %+v", s)
 	}
-	if tg := d.Tags()[0]; tg.Scale == nil || *tg.Scale != 0.1 || tg.Unit != "bar" || tg.Name != "hydraulics/pressure" {
+	if tg := d.Tags()[0]; !tg.Scaled() || tg.Unit() != "bar" || tg.Name != "hydraulics/pressure" {
 		t.Errorf("common keys not decoded: %+v", tg)
+	} else if sc, _ := tg.Scale(); sc != 0.1 {
+		t.Errorf("scale = %v", sc)
 	}
 }
 
