@@ -3,6 +3,7 @@ package drivers
 import (
 	"fmt"
 	"strings"
+	"unsafe"
 )
 
 // TagConfig holds the keys every driver's tag has in common, as the
@@ -30,21 +31,21 @@ type TagConfig struct {
 }
 
 // Tag is a configured tag as the agent holds it, one per tag for the life
-// of the process: 40 bytes, with scale, offset, unit and description
-// (rarely set, and then mostly the same for many tags) behind one pointer
-// shared by every tag that has the same.
+// of the process: 32 bytes. Scale, offset, deadband, unit and description
+// (rarely set, and then mostly the same for many tags) sit behind one
+// pointer shared by every tag that has the same; names share the
+// TagBuilder's memory.
 type Tag struct {
 	Name     string
 	meta     *tagMeta // nil: none of them set
-	Deadband float64
 	Type     Type
 	Writable bool
 }
 
 type tagMeta struct {
-	scale, offset       float64
-	hasScale, hasOffset bool
-	unit, description   string
+	scale, offset, deadband float64
+	hasScale, hasOffset     bool
+	unit, description       string
 }
 
 // Scale returns the tag's scale, if it has one.
@@ -71,6 +72,15 @@ func (t *Tag) Unit() string {
 	return t.meta.unit
 }
 
+// Deadband is the smallest change reported, in engineering units (0:
+// every change).
+func (t *Tag) Deadband() float64 {
+	if t.meta == nil {
+		return 0
+	}
+	return t.meta.deadband
+}
+
 // Description is the tag's free text, or "".
 func (t *Tag) Description() string {
 	if t.meta == nil {
@@ -83,16 +93,34 @@ func (t *Tag) Description() string {
 func (t *Tag) Scaled() bool { return t.meta != nil && (t.meta.hasScale || t.meta.hasOffset) }
 
 // TagBuilder makes Tags from TagConfigs, sharing their scale, offset,
-// unit and description among tags that have the same. The zero value is
-// ready to use.
+// deadband, unit and description among tags that have the same, and
+// copying their names into blocks of memory it keeps (a name is then its
+// bytes, not an allocation of its own). The zero value is ready to use.
 type TagBuilder struct {
 	metas map[tagMeta]*tagMeta
+	names []byte // the block being filled
+}
+
+// nameBlock is the size of the blocks names are copied into.
+const nameBlock = 4 << 10
+
+// name returns a copy of s in the builder's blocks.
+func (b *TagBuilder) name(s string) string {
+	if len(s) == 0 || len(s) > nameBlock/4 {
+		return strings.Clone(s)
+	}
+	if cap(b.names)-len(b.names) < len(s) {
+		b.names = make([]byte, 0, nameBlock)
+	}
+	start := len(b.names)
+	b.names = append(b.names, s...)
+	return unsafe.String(&b.names[start], len(s))
 }
 
 // Tag returns the Tag a configuration describes.
 func (b *TagBuilder) Tag(c *TagConfig) Tag {
-	t := Tag{Name: c.Name, Deadband: c.Deadband, Type: c.Type, Writable: c.Writable}
-	m := tagMeta{unit: c.Unit, description: c.Description}
+	t := Tag{Name: b.name(c.Name), Type: c.Type, Writable: c.Writable}
+	m := tagMeta{unit: c.Unit, description: c.Description, deadband: c.Deadband}
 	if c.Scale != nil {
 		m.scale, m.hasScale = *c.Scale, true
 	}

@@ -82,8 +82,8 @@ func TestValueTypes(t *testing.T) {
 // Tags are held per tag for the life of the process: keep them small, and
 // their rarely set keys shared.
 func TestTagBuilder(t *testing.T) {
-	if n := unsafe.Sizeof(Tag{}); n > 40 {
-		t.Errorf("Tag is %d bytes, want at most 40", n)
+	if n := unsafe.Sizeof(Tag{}); n > 32 {
+		t.Errorf("Tag is %d bytes, want at most 32", n)
 	}
 	var b TagBuilder
 	s := 0.1

@@ -480,7 +480,7 @@ func (s *Scanner) differs(old, p *record.Point) bool {
 	if old.Value.Equal(p.Value) {
 		return false
 	}
-	if db := s.tags[p.Tag].Deadband; db > 0 && s.types[p.Tag].IsNumeric() && old.Value.Type() == p.Value.Type() {
+	if db := s.tags[p.Tag].Deadband(); db > 0 && s.types[p.Tag].IsNumeric() && old.Value.Type() == p.Value.Type() {
 		return math.Abs(p.Value.Float()-old.Value.Float()) >= db
 	}
 	return true

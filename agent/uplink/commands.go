@@ -202,12 +202,21 @@ func (s *session) refuse(msg string, args ...any) {
 }
 
 // rebirth answers an NCMD Rebirth: no data in between (this goroutine is
-// the only publisher), same bdSeq, seq from 0, births from the state as
-// of the last record published live.
+// the only publisher), same bdSeq, seq from 0, births from the devices'
+// state now (a new mark). Stored records not yet published are older than
+// what the births carry: they follow as history.
 func (s *session) rebirth() {
 	s.u.stats.rebirths.Add(1)
 	s.u.log.Info("rebirth requested by host")
+	s.flushAll()
+	w := s.mark()
+	s.behind = max(s.behind, w)
 	s.births()
+	if s.histDone {
+		for _, ds := range s.order {
+			ds.table = nil
+		}
+	}
 }
 
 // command applies one DCMD metric to a device.

@@ -15,7 +15,12 @@ type devState struct {
 	born     bool   // DBIRTH sent this session
 	histBorn bool   // born only to carry history of an offline device
 	online   bool
-	table    []record.Point     // state as of the last record published live
+	// table is the device's state at the session's mark (or a rebirth's):
+	// what its birth carried. It is kept while history is replayed, to
+	// birth an offline device from its last known state and to skip the
+	// samples the birth already delivered, and dropped after: with
+	// 100,000 tags it is 3 MB.
+	table []record.Point
 	pend     []sparkplug.Metric // DDATA being filled
 	xlate    map[uint64][]int32 // per schema of older records: its index → this device's, -1 if gone
 }
@@ -34,7 +39,7 @@ func (s *session) newDevState(d Device) *devState {
 		s.nextAl = 1
 	}
 	ds := &devState{dev: d, store: s.u.store, topics: devTopics{tp(sparkplug.DBIRTH), tp(sparkplug.DDEATH), tp(sparkplug.DDATA)},
-		alias: s.nextAl, table: make([]record.Point, n)}
+		alias: s.nextAl}
 	s.nextAl += uint64(n)
 	return ds
 }
@@ -84,7 +89,7 @@ func (s *session) switchDevices() {
 }
 
 // births sends NBIRTH (seq 0) and a DBIRTH for every online device, from
-// the tables (the state as of the last record published live).
+// the tables (the devices' state at the mark).
 func (s *session) births() {
 	// pump always ends with the pending DDATA flushed, so this publishes
 	// nothing; were it not, dropping it would let a receipt ack it unsent.
@@ -116,8 +121,12 @@ func (s *session) deviceBirth(ds *devState) {
 	// Births are rare: their scratch is not kept (it is the size of the
 	// device's tag list).
 	ms := make([]sparkplug.Metric, 0, len(tags))
+	table := ds.table
+	if len(table) != len(tags) {
+		table = make([]record.Point, len(tags)) // state unknown: nulls
+	}
 	for j := range tags {
-		p := &ds.table[j]
+		p := &table[j]
 		m := s.metric(ds, j, p.Value, p.Time, p.Quality, false)
 		if p.Value.Type() == drivers.TypeInvalid {
 			m.Null = true

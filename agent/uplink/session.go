@@ -42,7 +42,8 @@ type session struct {
 	nextAl uint64      // next free alias
 	due    []change    // device set changes waiting for their place in the records
 
-	restart  bool // a reload changed the node or broker settings
+	restart  bool   // a reload changed the node or broker settings
+	behind   uint64 // live records up to here are older than a rebirth's births: published as history
 	seq      uint8
 	hostUp   bool
 	w        uint64 // newest record at session start: history is <= w
@@ -186,15 +187,21 @@ func (s *session) start() {
 		s.devs[d.ID()] = ds
 		s.order = append(s.order, ds)
 	}
-	s.w = u.store.Mark(func() {
-		for _, ds := range s.order {
-			ds.table, ds.online = ds.dev.Snapshot(ds.table)
-		}
-	})
+	s.w = s.mark()
 	s.live, s.ackLive = s.w, s.w
 	s.tokens, s.lastTok = 1, u.now()
 	st := u.buf.Stats()
 	u.log.Debug("session start", "history_through", s.w, "buffered", st.Records, "oldest", st.OldestSeq)
+}
+
+// mark snapshots every device's state into its table, and returns the
+// seq of the newest stored record: the state as of that record.
+func (s *session) mark() uint64 {
+	return s.u.store.Mark(func() {
+		for _, ds := range s.order {
+			ds.table, ds.online = ds.dev.Snapshot(ds.table)
+		}
+	})
 }
 
 // applyChanges takes every device set change handed over so far; at
@@ -350,6 +357,9 @@ func (s *session) nextTokenIn() time.Duration {
 func (s *session) finishHistory() {
 	s.histDone = true
 	s.hist = s.w
+	for _, ds := range s.order {
+		ds.table = nil
+	}
 	s.spare = nil // what replay needed; live data fills one message at a time
 	for _, ds := range s.order {
 		if ds.histBorn && !ds.online {
@@ -405,17 +415,20 @@ func (s *session) publishRecord(r buffer.Record, historical bool) {
 	case record.Online:
 		if !historical {
 			ds.online = true
-			s.updateTable(ds, rec, sch)
+			// Birth from the record's snapshot; a table kept for the
+			// history replay takes it too.
+			keep := ds.table != nil
+			s.tableFrom(ds, rec, sch)
 			s.deviceBirth(ds)
+			if !keep {
+				ds.table = nil
+			}
 			ds.histBorn = false
 			s.sent = true
 			return
 		}
 		// The snapshot read when the device came back during an outage
 		// holds samples like any scan: replay them as data.
-	}
-	if !historical {
-		s.updateTable(ds, rec, sch)
 	}
 	if !ds.born {
 		// History of a device that is offline now: birth it from its
@@ -425,6 +438,7 @@ func (s *session) publishRecord(r buffer.Record, historical bool) {
 		ds.histBorn = historical
 	}
 	s.startFilling(ds)
+	asHistory := historical || r.Seq <= s.behind
 	for k := range rec.Samples {
 		p := &rec.Samples[k]
 		j, ok := ds.tagOf(rec, p, sch)
@@ -432,14 +446,14 @@ func (s *session) publishRecord(r buffer.Record, historical bool) {
 			u.stats.droppedUnknown.Add(1)
 			continue
 		}
-		if historical {
-			// The DBIRTH of this session carried the device's state as of
-			// the mark: a historical sample equal to it is delivered.
+		if historical && j < len(ds.table) {
+			// The DBIRTH carried the device's state as of the mark: a
+			// historical sample equal to it is delivered.
 			if b := &ds.table[j]; b.Time == p.Time && b.Quality == p.Quality && b.Value.Equal(p.Value) {
 				continue
 			}
 		}
-		ds.pend = append(ds.pend, s.metric(ds, j, p.Value, p.Time, p.Quality, historical))
+		ds.pend = append(ds.pend, s.metric(ds, j, p.Value, p.Time, p.Quality, asHistory))
 		if len(ds.pend) >= u.cfg.Buffer.MaxMetrics {
 			s.flush(ds)
 			s.startFilling(ds)
@@ -447,7 +461,7 @@ func (s *session) publishRecord(r buffer.Record, historical bool) {
 	}
 	n := uint64(len(rec.Samples))
 	u.stats.samples.Add(n)
-	if historical {
+	if asHistory {
 		u.stats.historical.Add(n)
 	}
 	s.sent = true
@@ -470,7 +484,14 @@ func (s *session) startFilling(ds *devState) {
 	s.filling = append(s.filling, ds)
 }
 
-func (s *session) updateTable(ds *devState, rec *record.Record, sch *record.Schema) {
+// tableFrom sets the device's table from an Online record's snapshot.
+func (s *session) tableFrom(ds *devState, rec *record.Record, sch *record.Schema) {
+	n := len(ds.dev.Tags())
+	if len(ds.table) != n {
+		ds.table = make([]record.Point, n)
+	} else {
+		clear(ds.table)
+	}
 	for k := range rec.Samples {
 		p := &rec.Samples[k]
 		if j, ok := ds.tagOf(rec, p, sch); ok {
