@@ -21,8 +21,8 @@ type devState struct {
 	// samples the birth already delivered, and dropped after: with
 	// 100,000 tags it is 3 MB.
 	table []record.Point
-	pend     []sparkplug.Metric // DDATA being filled
-	xlate    map[uint64][]int32 // per schema of older records: its index → this device's, -1 if gone
+	pend  []sparkplug.Metric // DDATA being filled
+	xlate map[uint64][]int32 // per schema of older records: its index → this device's, -1 if gone
 }
 
 type devTopics struct{ birth, death, data string }

@@ -42,11 +42,11 @@ type tlsConfig struct {
 // tag is one configured tag: the common keys plus Modbus addressing.
 type tag struct {
 	drivers.TagConfig `yaml:",inline"`
-	Table       string `yaml:"table"`
-	Address     *int   `yaml:"address"`
-	ByteOrder   string `yaml:"byte_order"`
-	Length      int    `yaml:"length"`
-	Bit         *int   `yaml:"bit"`
+	Table             string `yaml:"table"`
+	Address           *int   `yaml:"address"`
+	ByteOrder         string `yaml:"byte_order"`
+	Length            int    `yaml:"length"`
+	Bit               *int   `yaml:"bit"`
 }
 
 // tagSpec is a validated tag, ready for planning and decoding.
