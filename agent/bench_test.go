@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -558,7 +559,7 @@ func BenchmarkAgentCost(b *testing.B) {
 	} {
 		b.Run(sc.name, func(b *testing.B) {
 			for range b.N {
-				costOnce(b, broker, sims, urls, bin, layoutInline, sc.every, sc.frac, benchWindow())
+				costOnce(b, broker, sims, urls, bin, layoutInline, sc.every, sc.frac, benchWindow(), sc.frac == 1)
 			}
 		})
 	}
@@ -576,13 +577,40 @@ func BenchmarkScale(b *testing.B) {
 	for _, layout := range []string{layoutInline, layoutMaps} {
 		b.Run("devices=100/tags="+layout, func(b *testing.B) {
 			for range b.N {
-				costOnce(b, broker, sims, urls, bin, layout, 500*time.Millisecond, 1, benchWindow())
+				costOnce(b, broker, sims, urls, bin, layout, 500*time.Millisecond, 1, benchWindow(), true)
 			}
 		})
 	}
 }
 
-func costOnce(b *testing.B, broker *testutil.Broker, sims []*modbustest.Server, urls []string, bin, layout string, every time.Duration, frac float64, window time.Duration) {
+// reloadPeak resets the agent's peak RSS, has it reload its (unchanged)
+// configuration, and returns the peak the reload reached: the new
+// configuration is loaded and built while the old one runs.
+func reloadPeak(b *testing.B, p *agentProc) uint64 {
+	b.Helper()
+	if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", p.pid()), []byte("5"), 0); err != nil {
+		b.Fatalf("resetting the peak RSS: %v", err)
+	}
+	before, _ := os.ReadFile(p.log)
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		b.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		l, _ := os.ReadFile(p.log)
+		if strings.Count(string(l), "configuration reloaded") > strings.Count(string(before), "configuration reloaded") {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("no reload within a minute; log tail:\n%s", p.tail())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	return p.mem().hwm
+}
+
+func costOnce(b *testing.B, broker *testutil.Broker, sims []*modbustest.Server, urls []string, bin, layout string, every time.Duration, frac float64, window time.Duration, reload bool) {
 	const poll = time.Second
 	obs := newSparkCounter(b, broker.URL())
 	defer obs.close()
@@ -610,6 +638,9 @@ func costOnce(b *testing.B, broker *testutil.Broker, sims []*modbustest.Server, 
 	t1, cpu1, req1, c1 := time.Now(), p.cpu(), simRequests(sims), obs.counts()
 	m := p.mem()
 	gcs, live, goal := p.gcStats(t0.Sub(p.started), t1.Sub(p.started))
+	if reload {
+		b.ReportMetric(toMiB(reloadPeak(b, p)), "reload-HWM-MiB")
+	}
 	stopChanges()
 	p.stop()
 
@@ -807,6 +838,106 @@ func prefillBacklog(tb testing.TB, path string, devices, tags, total, perRecord 
 		}
 	}
 	return records, size
+}
+
+// BenchmarkNightOutage: a night without WAN. 10 hours of 1,000 tags
+// changing every second, 36 million samples, are written into the
+// agent's buffer at full speed (as its scanners would have, with the same
+// schemas), for two layouts: one device of 1,000 tags (a record of 1,000
+// samples a second) and 10 devices of 100 tags whose records interleave.
+// It reports the file's size, whether it fits the default max_bytes (512
+// MiB), and how long the agent binary, started with default settings
+// (replay_rate 2000 messages/s, max_metrics_per_message 1000) against
+// Mosquitto, takes to deliver all of it while its PLCs' live data keeps
+// flowing; and the agent's anonymous memory (RssAnon: the file itself is
+// mapped) over the drain, sampled each second: min, max and spread.
+//
+// EDGEAGENT_BENCH_NIGHT_SAMPLES scales the backlog down for a quick run.
+func BenchmarkNightOutage(b *testing.B) {
+	total := 36_000_000
+	if v, err := strconv.Atoi(os.Getenv("EDGEAGENT_BENCH_NIGHT_SAMPLES")); err == nil && v > 0 {
+		total = v
+	}
+	broker := testutil.Mosquitto(b)
+	bin := testutil.AgentBinary(b)
+	for _, lay := range []struct{ devices, tags int }{{1, 1000}, {10, 100}} {
+		b.Run(fmt.Sprintf("devices=%d/tags=%d", lay.devices, lay.tags), func(b *testing.B) {
+			sims, urls := benchSims(b, lay.devices, lay.tags)
+			for range b.N {
+				nightOnce(b, broker, sims, urls, bin, total, lay.tags)
+			}
+		})
+	}
+}
+
+func nightOnce(b *testing.B, broker *testutil.Broker, sims []*modbustest.Server, urls []string, bin string, total, tags int) {
+	obs := newSparkCounter(b, broker.URL())
+	defer obs.close()
+	cfg := benchConfig{dir: b.TempDir(), servers: []string{broker.URL()}, plcs: urls, tags: tags, poll: time.Second}
+	config := cfg.write(b)
+	w0 := time.Now()
+	records, bytes := prefillBacklog(b, cfg.bufferPath(), len(urls), tags, total, tags)
+	writeTook := time.Since(w0)
+	fi, err := os.Stat(cfg.bufferPath())
+	if err != nil {
+		b.Fatal(err)
+	}
+	file := fi.Size()
+
+	stopChanges := benchChanger(sims, tags, time.Second, 1) // live data all along
+	defer stopChanges()
+	p := startAgent(b, bin, config)
+	var anonMin, anonMax uint64 = math.MaxUint64, 0
+	var t0 time.Time
+	var series []string
+	deadline := time.Now().Add(10 * time.Minute)
+	tick := time.NewTicker(time.Second)
+	for obs.histMetrics.Load() < int64(total) {
+		if p.exited() || time.Now().After(deadline) {
+			tick.Stop()
+			b.Fatalf("drain incomplete: %d of %d samples; agent log tail:\n%s", obs.histMetrics.Load(), total, p.tail())
+		}
+		select {
+		case <-tick.C:
+			if obs.histMetrics.Load() > 0 {
+				if t0.IsZero() {
+					t0 = time.Now()
+				}
+				m := p.mem()
+				anonMin, anonMax = min(anonMin, m.anon), max(anonMax, m.anon)
+				series = append(series, fmt.Sprintf("%.1f", toMiB(m.anon)))
+			}
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	tick.Stop()
+	first, last := time.Unix(0, obs.firstHist.Load()), time.Unix(0, obs.lastHist.Load())
+	drain := last.Sub(first)
+	live0 := obs.counts().dataMetrics - obs.counts().histMetrics
+	m := p.mem()
+	anonMin, anonMax = min(anonMin, m.anon), max(anonMax, m.anon)
+	time.Sleep(2 * time.Second)
+	live1 := obs.counts().dataMetrics - obs.counts().histMetrics
+	gcs, heapLive, heapGoal := p.gcStats(first.Sub(p.started), last.Sub(p.started))
+	p.stop()
+	if live1 <= live0 {
+		b.Errorf("no live data after the drain (%d, %d)", live0, live1)
+	}
+	b.ReportMetric(float64(file)/(1<<20), "file-MiB")
+	b.ReportMetric(float64(file)/float64(total), "file-B/sample")
+	b.ReportMetric(drain.Seconds(), "s-drain")
+	b.ReportMetric(last.Sub(p.started).Seconds(), "s-start-to-last")
+	b.ReportMetric(toMiB(anonMin), "anon-min-MiB")
+	b.ReportMetric(toMiB(anonMax), "anon-max-MiB")
+	b.ReportMetric(toMiB(anonMax-anonMin), "anon-spread-MiB")
+	b.ReportMetric(heapLive, "heap-live-max-MiB")
+	b.Logf("while draining: %d GCs, live heap ≤ %.0f MiB, goal ≤ %.0f MiB", gcs, heapLive, heapGoal)
+	b.Logf("%d samples in %d records (%.0f MB encoded) written in %v, file %.1f MiB (fits 512 MiB: %v); drained in %v (first to last historical message, %d messages), %v after start, live data flowing meanwhile; RssAnon %.1f..%.1f MiB (each second: %s), HWM %.1f MiB",
+		total, records, float64(bytes)/1e6, writeTook.Round(time.Millisecond), float64(file)/(1<<20), file <= 512<<20, drain.Round(time.Millisecond),
+		obs.histMsgs.Load(), last.Sub(p.started).Round(time.Millisecond), toMiB(anonMin), toMiB(anonMax), strings.Join(series, " "), toMiB(m.hwm))
+	if file > 512<<20 {
+		b.Errorf("the backlog takes %d bytes, more than the default max_bytes", file)
+	}
 }
 
 // BenchmarkBacklogRSS runs the agent binary with its only broker

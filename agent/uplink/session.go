@@ -307,9 +307,12 @@ func (s *session) pump() (more bool, err error) {
 	}
 	if !s.histDone {
 		s.refill()
-		n := int(s.tokens)
-		if n > 0 {
-			recs, err := u.reader.Peek(s.hist, min(n, batch), 8<<20)
+		if s.tokens >= 1 {
+			// A batch of records whatever the tokens: records of
+			// interleaved devices merge into fewer, fuller messages, and
+			// the messages sent are paid for after (tokens may go below
+			// zero; the next batch waits until they are back to one).
+			recs, err := u.reader.Peek(s.hist, batch, 8<<20)
 			if err != nil {
 				return false, fmt.Errorf("reading buffer: %w", err)
 			}
