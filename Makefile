@@ -31,7 +31,8 @@ test-32bit:
 bench:
 	scripts/install-test-deps.sh
 	go test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 20m ./agent/ 
-	go test -run '^$$' -bench . -benchmem -timeout 20m ./sparkplug/... ./buffer/... ./drivers/...
+	go test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 20m ./agent/scan/
+	go test -run '^$$' -bench . -benchmem -timeout 20m ./sparkplug/... ./buffer/... ./drivers/... ./agent/record/ ./agent/config/
 
 demo:
 	go run -tags demo ./cmd/edgeagent demo

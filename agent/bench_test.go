@@ -545,6 +545,9 @@ func benchWindow() time.Duration {
 // bench rewrites all 10,000 registers every 500 ms so that each 1 s scan
 // sees every one of them changed). change=10%: 100 registers per PLC change
 // each second, a different block each time (typical report by exception).
+//
+// With EDGEAGENT_BENCH_TELEGRAF set (peer_bench_test.go), each case is
+// also run with Telegraf doing the same job, in the same run.
 func BenchmarkAgentCost(b *testing.B) {
 	broker := testutil.Mosquitto(b)
 	sims, urls := benchSims(b, benchDevices, benchTags)
@@ -562,6 +565,13 @@ func BenchmarkAgentCost(b *testing.B) {
 				costOnce(b, broker, sims, urls, bin, layoutInline, sc.every, sc.frac, benchWindow(), sc.frac == 1)
 			}
 		})
+		if peer := telegrafBinary(b); peer != "" {
+			b.Run("peer=telegraf/"+sc.name, func(b *testing.B) {
+				for range b.N {
+					peerCostOnce(b, broker, sims, urls, peer, sc.every, sc.frac, benchWindow())
+				}
+			})
+		}
 	}
 }
 
