@@ -1,9 +1,11 @@
 package drivers
 
 import (
+	"encoding/hex"
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 	"unsafe"
 )
@@ -27,15 +29,43 @@ const (
 	Float64
 	String
 	DateTime // milliseconds since the Unix epoch, UTC
+	Bytes    // an opaque byte string (OPC UA ByteString)
 )
+
+// arrayBit marks an array type: ArrayOf(Int16) is an array of int16.
+// Arrays of every scalar type but Bytes exist, as in Sparkplug.
+const arrayBit Type = 32
+
+// ArrayOf returns the type of an array of elem (Bool..DateTime);
+// TypeInvalid for any other elem.
+func ArrayOf(elem Type) Type {
+	if elem < Bool || elem > DateTime {
+		return TypeInvalid
+	}
+	return elem | arrayBit
+}
+
+// IsArray reports whether t is an array type.
+func (t Type) IsArray() bool { return t&arrayBit != 0 && t.Elem() >= Bool && t.Elem() <= DateTime }
+
+// Elem is the element type of an array type, or t itself.
+func (t Type) Elem() Type { return t &^ arrayBit }
+
+// Valid reports whether t is a type values can have.
+func (t Type) Valid() bool { return (t >= Bool && t <= Bytes) || t.IsArray() }
 
 var typeNames = [...]string{
 	TypeInvalid: "invalid", Bool: "bool", Int8: "int8", Int16: "int16", Int32: "int32", Int64: "int64",
 	Uint8: "uint8", Uint16: "uint16", Uint32: "uint32", Uint64: "uint64",
-	Float32: "float32", Float64: "float64", String: "string", DateTime: "datetime",
+	Float32: "float32", Float64: "float64", String: "string", DateTime: "datetime", Bytes: "bytes",
 }
 
+// String is the name configuration spells the type with: "int16",
+// "float64[]" for an array.
 func (t Type) String() string {
+	if t.IsArray() {
+		return typeNames[t.Elem()] + "[]"
+	}
 	if int(t) < len(typeNames) {
 		return typeNames[t]
 	}
@@ -44,12 +74,19 @@ func (t Type) String() string {
 
 // ParseType parses a type name as written in configuration.
 func ParseType(s string) (Type, error) {
+	elem, array := strings.CutSuffix(s, "[]")
 	for i, n := range typeNames {
-		if i != 0 && n == s {
+		if i == 0 || n != elem {
+			continue
+		}
+		if !array {
 			return Type(i), nil
 		}
+		if t := ArrayOf(Type(i)); t != TypeInvalid {
+			return t, nil
+		}
 	}
-	return TypeInvalid, fmt.Errorf("unknown type %q (want one of bool, int8..int64, uint8..uint64, float32, float64, string, datetime)", s)
+	return TypeInvalid, fmt.Errorf("unknown type %q (want one of bool, int8..int64, uint8..uint64, float32, float64, string, datetime, bytes, or an array of one but bytes, e.g. float32[])", s)
 }
 
 // UnmarshalText lets configuration spell types by name.
@@ -83,9 +120,14 @@ func (t Type) IsFloat() bool { return t == Float32 || t == Float64 }
 //
 // bits holds integers as 64-bit two's complement, floats as float64 bits,
 // bools as 0/1, datetimes as Unix milliseconds; p then points at the
-// type's mark in a static array, which is how the type is kept. A string
-// is its data in p and its length in the low 56 bits of bits, its type in
-// the top 8. The zero Value (p nil) is TypeInvalid.
+// type's mark in a static array, which is how the type is kept. A string,
+// a byte string or an array is its data in p and its length in the low 56
+// bits of bits, its type in the top 8. An array's data is its Sparkplug
+// encoding (elements packed little-endian; bools as a count and bits;
+// strings NUL-terminated), so it is stored, compared and published as the
+// bytes it is. Values never modify their data: a Value made from a slice
+// shares it, and the slice must not change afterwards. The zero Value (p
+// nil) is TypeInvalid.
 type Value struct {
 	bits uint64
 	p    unsafe.Pointer
@@ -132,6 +174,29 @@ func StringValue(s string) Value {
 	return Value{bits: uint64(len(s)) | uint64(String)<<lenBits, p: p}
 }
 
+// BytesValue returns a Bytes value sharing b.
+func BytesValue(b []byte) Value { return dataValue(Bytes, b) }
+
+// PackedArray returns an array value of type t (an array type) from its
+// Sparkplug encoding, sharing data. It checks the encoding.
+func PackedArray(t Type, data []byte) (Value, error) {
+	if !t.IsArray() {
+		return Value{}, fmt.Errorf("%s is not an array type", t)
+	}
+	if _, err := arrayLen(t, data); err != nil {
+		return Value{}, err
+	}
+	return dataValue(t, data), nil
+}
+
+func dataValue(t Type, b []byte) Value {
+	p := unsafe.Pointer(unsafe.SliceData(b))
+	if len(b) == 0 {
+		p = unsafe.Pointer(&emptyData)
+	}
+	return Value{bits: uint64(len(b)) | uint64(t)<<lenBits, p: p}
+}
+
 // TimeValue returns a DateTime value with millisecond resolution.
 func TimeValue(t time.Time) Value { return scalar(DateTime, uint64(t.UnixMilli())) }
 
@@ -142,6 +207,13 @@ func ZeroValue(t Type) Value {
 		return Value{}
 	case t == String:
 		return StringValue("")
+	case t == Bytes:
+		return BytesValue(nil)
+	case t.IsArray():
+		if t.Elem() == Bool {
+			return dataValue(t, make([]byte, 4)) // a count of 0
+		}
+		return dataValue(t, nil)
 	}
 	return scalar(t, 0)
 }
@@ -215,16 +287,31 @@ func (v Value) Str() string {
 	return unsafe.String((*byte)(v.p), int(v.bits&lenMask))
 }
 
+// Data returns the bytes of a String, Bytes or array value (an array's
+// Sparkplug encoding); nil for other types. The caller must not modify
+// them.
+func (v Value) Data() []byte {
+	if !v.hasData() {
+		return nil
+	}
+	return unsafe.Slice((*byte)(v.p), int(v.bits&lenMask))
+}
+
+// hasData reports whether the value keeps its content behind p.
+func (v Value) hasData() bool {
+	t := v.Type()
+	return t == String || t == Bytes || t.IsArray()
+}
+
 // Time returns a DateTime value as time.Time in UTC.
 func (v Value) Time() time.Time { return time.UnixMilli(int64(v.bits)).UTC() }
 
 // Equal reports whether two values have the same type and content.
 func (v Value) Equal(o Value) bool {
-	t := v.Type()
-	if t == String {
-		return o.Type() == String && v.Str() == o.Str()
+	if v.hasData() {
+		return v.bits == o.bits && o.hasData() && string(v.Data()) == string(o.Data())
 	}
-	return t == o.Type() && v.bits == o.bits
+	return v.Type() == o.Type() && v.bits == o.bits
 }
 
 // String formats the value for logs and the watch command.
@@ -242,6 +329,19 @@ func (v Value) String() string {
 		return strconv.Quote(v.Str())
 	case t == DateTime:
 		return v.Time().Format(time.RFC3339Nano)
+	case t == Bytes:
+		return "0x" + hex.EncodeToString(v.Data())
+	case t.IsArray():
+		var sb strings.Builder
+		sb.WriteByte('[')
+		for i := range v.Len() {
+			if i > 0 {
+				sb.WriteByte(' ')
+			}
+			sb.WriteString(v.Index(i).String())
+		}
+		sb.WriteByte(']')
+		return sb.String()
 	}
 	return "<invalid>"
 }

@@ -103,3 +103,84 @@ func TestTagBuilder(t *testing.T) {
 		t.Errorf("plain tag = %+v", d)
 	}
 }
+
+// Arrays keep the Sparkplug encoding: packed little-endian, bools as a
+// count and bits most significant first, strings NUL-terminated.
+func TestArrays(t *testing.T) {
+	bools := make([]Value, 12)
+	for i, b := range []bool{false, false, true, true, false, true, false, false, true, true, false, true} {
+		bools[i] = BoolValue(b)
+	}
+	for _, c := range []struct {
+		elem  Type
+		elems []Value
+		data  []byte
+		text  string
+	}{
+		{Bool, bools, []byte{12, 0, 0, 0, 0x34, 0xD0}, "[false false true true false true false false true true false true]"},
+		{Int8, []Value{IntValue(Int8, -1), IntValue(Int8, 5)}, []byte{0xff, 5}, "[-1 5]"},
+		{Int16, []Value{IntValue(Int16, -2)}, []byte{0xfe, 0xff}, "[-2]"},
+		{Uint32, []Value{UintValue(Uint32, 0x01020304)}, []byte{4, 3, 2, 1}, "[16909060]"},
+		{Int64, []Value{IntValue(Int64, math.MinInt64)}, []byte{0, 0, 0, 0, 0, 0, 0, 0x80}, "[-9223372036854775808]"},
+		{Float32, []Value{FloatValue(Float32, 1.5)}, []byte{0, 0, 0xc0, 0x3f}, "[1.5]"},
+		{Float64, []Value{FloatValue(Float64, -2)}, []byte{0, 0, 0, 0, 0, 0, 0, 0xc0}, "[-2]"},
+		{String, []Value{StringValue("ab"), StringValue("")}, []byte{'a', 'b', 0, 0}, `["ab" ""]`},
+		{DateTime, []Value{TimeValueMs(1)}, []byte{1, 0, 0, 0, 0, 0, 0, 0}, "[1970-01-01T00:00:00.001Z]"},
+		{Uint16, nil, nil, "[]"},
+	} {
+		v, err := Array(c.elem, c.elems)
+		if err != nil {
+			t.Fatalf("%s: %v", c.elem, err)
+		}
+		if v.Type() != ArrayOf(c.elem) || !v.Type().IsArray() || v.Type().Elem() != c.elem {
+			t.Errorf("%s: type %s", c.elem, v.Type())
+		}
+		if string(v.Data()) != string(c.data) {
+			t.Errorf("%s: packed % x, want % x", c.elem, v.Data(), c.data)
+		}
+		if v.Len() != len(c.elems) {
+			t.Errorf("%s: Len %d, want %d", c.elem, v.Len(), len(c.elems))
+		}
+		for i, e := range c.elems {
+			if got := v.Index(i); !got.Equal(e) {
+				t.Errorf("%s: element %d = %v, want %v", c.elem, i, got, e)
+			}
+		}
+		if v.String() != c.text {
+			t.Errorf("%s: String %s, want %s", c.elem, v.String(), c.text)
+		}
+		again, err := PackedArray(v.Type(), append([]byte(nil), c.data...))
+		if err != nil || !again.Equal(v) {
+			t.Errorf("%s: PackedArray = %v, %v", c.elem, again, err)
+		}
+		if name := v.Type().String(); name != c.elem.String()+"[]" {
+			t.Errorf("%s: name %q", c.elem, name)
+		} else if pt, err := ParseType(name); err != nil || pt != v.Type() {
+			t.Errorf("ParseType(%q) = %v, %v", name, pt, err)
+		}
+	}
+	if _, err := PackedArray(ArrayOf(Int32), []byte{1, 2, 3}); err == nil {
+		t.Error("3 bytes taken as int32 elements")
+	}
+	if _, err := PackedArray(ArrayOf(Bool), []byte{9, 0, 0, 0, 0}); err == nil {
+		t.Error("9 bools in 1 byte of bits taken")
+	}
+	if _, err := PackedArray(ArrayOf(String), []byte{'a'}); err == nil {
+		t.Error("an unterminated string taken")
+	}
+	if _, err := Array(String, []Value{StringValue("a\x00b")}); err == nil {
+		t.Error("a NUL inside a string element taken")
+	}
+	for _, bad := range []string{"bytes[]", "int16[][]", "[]int16"} {
+		if _, err := ParseType(bad); err == nil {
+			t.Errorf("ParseType(%q) took it", bad)
+		}
+	}
+	b := BytesValue([]byte{1, 2})
+	if b.Type() != Bytes || b.String() != "0x0102" || !b.Equal(BytesValue([]byte{1, 2})) || b.Equal(StringValue("\x01\x02")) {
+		t.Errorf("bytes value %v", b)
+	}
+	if StringValue("").Equal(UintValue(Uint64, uint64(String)<<56)) {
+		t.Error("an empty string equals a number")
+	}
+}

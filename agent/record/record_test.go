@@ -14,7 +14,16 @@ type schemas map[uint64][]drivers.Type
 
 func (s schemas) Types(id uint64) ([]drivers.Type, bool) { t, ok := s[id]; return t, ok }
 
-var allTypes = []drivers.Type{drivers.Bool, drivers.Int8, drivers.Int64, drivers.Uint64, drivers.Float32, drivers.Float64, drivers.String, drivers.DateTime, drivers.Uint16, drivers.Int32}
+var allTypes = []drivers.Type{drivers.Bool, drivers.Int8, drivers.Int64, drivers.Uint64, drivers.Float32, drivers.Float64, drivers.String, drivers.DateTime, drivers.Uint16, drivers.Int32,
+	drivers.Bytes, drivers.ArrayOf(drivers.Float32), drivers.ArrayOf(drivers.Bool), drivers.ArrayOf(drivers.String), drivers.ArrayOf(drivers.Int16), drivers.ArrayOf(drivers.DateTime)}
+
+func mustArray(elem drivers.Type, vs ...drivers.Value) drivers.Value {
+	v, err := drivers.Array(elem, vs)
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
 
 func testPoints(at int64) []Point {
 	return []Point{
@@ -28,13 +37,19 @@ func testPoints(at int64) []Point {
 		{Tag: 7, Value: drivers.TimeValueMs(-1000), Time: at},
 		{Tag: 8, Value: drivers.UintValue(drivers.Uint16, 0), Time: at, Quality: drivers.QualityBad},
 		{Tag: 9, Value: drivers.IntValue(drivers.Int32, 12), Time: at - 60000, Quality: drivers.QualityStale},
+		{Tag: 10, Value: drivers.BytesValue([]byte{0, 1, 0xff}), Time: at},
+		{Tag: 11, Value: mustArray(drivers.Float32, drivers.FloatValue(drivers.Float32, 1.5), drivers.FloatValue(drivers.Float32, -2)), Time: at},
+		{Tag: 12, Value: mustArray(drivers.Bool, drivers.BoolValue(true), drivers.BoolValue(false), drivers.BoolValue(true)), Time: at},
+		{Tag: 13, Value: mustArray(drivers.String, drivers.StringValue("a"), drivers.StringValue(""), drivers.StringValue("ü")), Time: at},
+		{Tag: 14, Value: mustArray(drivers.Int16), Time: at},
+		{Tag: 15, Value: mustArray(drivers.DateTime, drivers.TimeValueMs(1), drivers.TimeValueMs(-2)), Time: at},
 		{Tag: 3, Value: drivers.UintValue(drivers.Uint64, 7), Time: at + 100}, // a tag again, later
 		{Tag: 0, Value: drivers.BoolValue(false), Time: at + 100},             // going back
 	}
 }
 
 func TestRoundTripV3(t *testing.T) {
-	names := []string{"b", "i8", "i64", "u64", "f32", "f64", "s", "dt", "bad", "stale"}
+	names := []string{"b", "i8", "i64", "u64", "f32", "f64", "s", "dt", "bad", "stale", "bytes", "f32[]", "bool[]", "string[]", "i16[]", "dt[]"}
 	sch := &Schema{Device: "dev-1", Names: names, Types: allTypes}
 	enc := sch.Encode()
 	got, err := DecodeSchema(enc)
@@ -117,7 +132,12 @@ func TestSampleCosts(t *testing.T) {
 func TestRoundTripV2(t *testing.T) {
 	tags := []drivers.Tag{{Name: "b"}, {Name: "i8"}, {Name: "i64"}, {Name: "u64"}, {Name: "f32"}, {Name: "f64"}, {Name: "s"}, {Name: "dt"}, {Name: "bad"}, {Name: "stale"}}
 	at := time.Now().UnixMilli()
-	pts := testPoints(at)
+	var pts []Point
+	for _, p := range testPoints(at) {
+		if int(p.Tag) < len(tags) { // version 2 predates bytes and arrays
+			pts = append(pts, p)
+		}
+	}
 	b := AppendV2(nil, Data, "dev-1", tags, at, pts)
 	var r Record
 	if err := Decode(b, &r, nil); err != nil {

@@ -1,6 +1,7 @@
 package record
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -139,9 +140,10 @@ func appendValueV3(dst []byte, t drivers.Type, v drivers.Value) []byte {
 		return binary.LittleEndian.AppendUint32(dst, math.Float32bits(float32(v.Float())))
 	case t == drivers.Float64:
 		return binary.LittleEndian.AppendUint64(dst, math.Float64bits(v.Float()))
-	case t == drivers.String:
-		dst = binary.AppendUvarint(dst, uint64(len(v.Str())))
-		return append(dst, v.Str()...)
+	case t == drivers.String || t == drivers.Bytes || t.IsArray():
+		// An array is its Sparkplug encoding (drivers.Value keeps it so).
+		dst = binary.AppendUvarint(dst, uint64(len(v.Data())))
+		return append(dst, v.Data()...)
 	}
 	return dst
 }
@@ -219,8 +221,22 @@ func decodeV3(b []byte, r *Record, schemas Schemas) error {
 }
 
 func (d *decoder) valueV3(t drivers.Type) (drivers.Value, bool) {
-	if t == drivers.Bool {
+	switch {
+	case t == drivers.Bool:
 		return drivers.BoolValue(d.byte() != 0), true
+	case t == drivers.Bytes:
+		// Copied: the record's memory is reused for the next one.
+		return drivers.BytesValue(bytes.Clone(d.bytes())), true
+	case t.IsArray():
+		b := d.bytes()
+		if d.err != nil {
+			return drivers.Value{}, true
+		}
+		v, err := drivers.PackedArray(t, bytes.Clone(b))
+		if err != nil {
+			d.err = fmt.Errorf("%s value: %w", t, err)
+		}
+		return v, true
 	}
 	return d.value(t)
 }

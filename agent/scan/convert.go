@@ -44,11 +44,9 @@ func ToRaw(t *drivers.Tag, v drivers.Value) (drivers.Value, error) {
 			return drivers.Value{}, fmt.Errorf("want a boolean, got %s", v.Type())
 		}
 		return v, nil
-	case t.Type == drivers.String:
-		if v.Type() != drivers.String {
-			return drivers.Value{}, fmt.Errorf("want a string, got %s", v.Type())
-		}
-		return v, nil
+	case t.Type == drivers.String, t.Type == drivers.Bytes, t.Type.IsArray():
+		// Never converted: a host writes these as the birth declared them.
+		return drivers.Value{}, fmt.Errorf("want %s, got %s", t.Type, v.Type())
 	case !v.Type().IsNumeric():
 		return drivers.Value{}, fmt.Errorf("want a number, got %s", v.Type())
 	}

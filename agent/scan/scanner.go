@@ -28,20 +28,25 @@ type Scanner struct {
 	poll    time.Duration
 	timeout time.Duration
 	drv     drivers.Driver
-	tags    []drivers.Tag
-	types   []drivers.Type // published type per tag: Float64 when scaled
-	byName  []int32        // tag indexes sorted by name
+	byName  []int32 // tag indexes sorted by name (names never change)
 	log     *slog.Logger
 	store   *Store
 	mon     *health.Monitor
 	now     func() time.Time
 
+	// lay is the device's current layout, for other goroutines; Run
+	// replaces it (never changes it) after a Connect that taught the
+	// driver other types.
+	lay atomic.Pointer[Layout]
+
 	writes  chan writeReq
 	retired atomic.Bool
 
-	// Owned by Run.
+	// Owned by Run: the current layout's parts.
+	tags     []drivers.Tag
+	types    []drivers.Type // published type per tag: Float64 when scaled
+	schema   uint64         // id of the schema the records refer to (0: not registered yet)
 	heart    *health.Heart
-	schema   uint64 // id of the schema the records refer to (set before any is stored)
 	enc      record.Encoder
 	recBuf   []byte           // the record being stored; the buffer copies it
 	samples  []drivers.Sample // the last full read
@@ -58,10 +63,21 @@ type Scanner struct {
 	// once the buffer took the record), so Run reads it without the lock;
 	// the view reads it under mu. A scan whose record the buffer refused
 	// leaves cur alone, and the next scan reports those changes again.
-	mu       sync.Mutex
-	cur      []record.Point
-	online   bool
-	schemaID uint64 // the view's copy of schema
+	mu     sync.Mutex
+	cur    []record.Point
+	online bool
+}
+
+// Layout is what a device's records and births are made of at one time:
+// its tags, the type each is published as, and the id of the schema that
+// records them. Tag names and their order never change for a scanner;
+// types may, when a driver learns them from the PLC (an OPC UA node whose
+// type the configuration left out, and which a server restart changed).
+// A Layout is never modified.
+type Layout struct {
+	Tags   []drivers.Tag
+	Types  []drivers.Type
+	Schema uint64 // 0 while a type is unknown: nothing is stored with it
 }
 
 type writeReq struct {
@@ -81,50 +97,77 @@ func New(dev config.Device, store *Store, mon *health.Monitor, log *slog.Logger)
 		writes: make(chan writeReq, writeQueue),
 	}
 	tags := dev.Instance.Tags()
-	s.tags = tags
-	s.types = make([]drivers.Type, len(tags))
 	s.byName = make([]int32, len(tags))
 	for i := range tags {
-		s.types[i] = EngType(&tags[i])
 		s.byName[i] = int32(i)
 	}
 	slices.SortFunc(s.byName, func(a, b int32) int { return strings.Compare(tags[a].Name, tags[b].Name) })
+	s.setLayout(&Layout{Tags: tags, Types: s.seedTypes(tags)})
 	s.samples = make([]drivers.Sample, 0, len(tags))
 	s.changed = make([]int32, 0, len(tags))
 	s.cur = make([]record.Point, len(tags))
 	return s
 }
 
+// seedTypes returns the published type of every tag. A tag whose type the
+// driver learns only from the PLC takes the type it had when the device
+// was last registered, so history stored before a restart replays, with
+// its births, before the PLC answers again.
+func (s *Scanner) seedTypes(tags []drivers.Tag) []drivers.Type {
+	types := make([]drivers.Type, len(tags))
+	var last *record.Schema
+	looked := false
+	for i := range tags {
+		types[i] = EngType(&tags[i])
+		if types[i] != drivers.TypeInvalid {
+			continue
+		}
+		if !looked {
+			last, looked = s.store.LastSchema(s.id), true
+		}
+		if last != nil && i < len(last.Names) && last.Names[i] == tags[i].Name {
+			types[i] = last.Types[i]
+		}
+	}
+	return types
+}
+
+// setLayout makes l the current layout, in Run's fields and for readers.
+func (s *Scanner) setLayout(l *Layout) {
+	s.tags, s.types, s.schema = l.Tags, l.Types, l.Schema
+	s.lay.Store(l)
+}
+
+// Layout is the device's current layout.
+func (s *Scanner) Layout() *Layout { return s.lay.Load() }
+
+// Schema is the current layout's schema id and published types.
+func (s *Scanner) Schema() (uint64, []drivers.Type) {
+	l := s.lay.Load()
+	return l.Schema, l.Types
+}
+
 // ID is the device id.
 func (s *Scanner) ID() string { return s.id }
 
 // Tags are the device's tags in configuration order; do not modify them.
-func (s *Scanner) Tags() []drivers.Tag { return s.tags }
-
-// Type is the type tag j is published as.
-func (s *Scanner) Type(j int) drivers.Type { return s.types[j] }
+// Their names and order never change; their Type may (see Layout).
+func (s *Scanner) Tags() []drivers.Tag { return s.lay.Load().Tags }
 
 // TagIndex finds a tag by name.
 func (s *Scanner) TagIndex(name []byte) (int, bool) {
-	k := sort.Search(len(s.byName), func(k int) bool { return s.tags[s.byName[k]].Name >= string(name) })
-	if k < len(s.byName) && s.tags[s.byName[k]].Name == string(name) {
+	tags := s.Tags()
+	k := sort.Search(len(s.byName), func(k int) bool { return tags[s.byName[k]].Name >= string(name) })
+	if k < len(s.byName) && tags[s.byName[k]].Name == string(name) {
 		return int(s.byName[k]), true
 	}
 	return 0, false
 }
 
-// SchemaID is the id of the schema the device's records are stored with
-// (0 until the scanner has registered it).
-func (s *Scanner) SchemaID() uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.schemaID
-}
-
 // TagIndexHint finds a stored sample's tag: the index it was written with
 // if that tag still has its name, else by name.
 func (s *Scanner) TagIndexHint(name []byte, hint uint64) (int, bool) {
-	if hint < uint64(len(s.tags)) && s.tags[hint].Name == string(name) {
+	if tags := s.Tags(); hint < uint64(len(tags)) && tags[hint].Name == string(name) {
 		return int(hint), true
 	}
 	return s.TagIndex(name)
@@ -154,10 +197,11 @@ func (s *Scanner) WritesFailed() uint64 { return s.writesFailed.Load() }
 // command arrived on: once it has ended the write is dropped instead of
 // applied.
 func (s *Scanner) Write(ctx context.Context, tag int, v drivers.Value) error {
-	if tag < 0 || tag >= len(s.tags) {
+	tags := s.Tags()
+	if tag < 0 || tag >= len(tags) {
 		return fmt.Errorf("no tag %d", tag)
 	}
-	t := &s.tags[tag]
+	t := &tags[tag]
 	if _, ok := s.drv.(drivers.Writer); !ok || !t.Writable {
 		return drivers.ErrNotWritable
 	}
@@ -186,16 +230,6 @@ func (s *Scanner) Run(ctx context.Context) error {
 	defer s.mon.Remove(s.heart)
 	bo := backoff.Backoff{Min: 500 * time.Millisecond, Max: 30 * time.Second}
 	for ctx.Err() == nil {
-		err := s.register()
-		if err == nil {
-			break
-		}
-		wait := bo.Next()
-		s.log.Error("cannot store the device's schema in the buffer; nothing is read until it can", "err", err, "retry_in", wait.Round(time.Millisecond))
-		s.idle(ctx, wait)
-	}
-	bo.Reset()
-	for ctx.Err() == nil {
 		err := s.session(ctx, &bo)
 		if ctx.Err() != nil {
 			break
@@ -213,20 +247,51 @@ func (s *Scanner) Run(ctx context.Context) error {
 	return nil
 }
 
-// register stores the schema the device's records are written with.
-func (s *Scanner) register() error {
-	sch := &record.Schema{Device: s.id, Names: make([]string, len(s.tags)), Types: s.types}
-	for i := range s.tags {
-		sch.Names[i] = s.tags[i].Name
+// relayout follows the driver's tags after a Connect: a layout with the
+// types the driver now reports, registered in the buffer before anything
+// is stored with it. Types that changed make a new schema, and so new
+// births (the uplink re-births a device whose Online record has a schema
+// other than its birth's).
+func (s *Scanner) relayout() error {
+	tags := s.drv.Tags()
+	if len(tags) != len(s.tags) {
+		return fmt.Errorf("the driver reports %d tags, the configuration has %d", len(tags), len(s.tags))
+	}
+	types, retyped, raw := s.types, false, false
+	for i := range tags {
+		t := EngType(&tags[i])
+		if t == drivers.TypeInvalid {
+			return fmt.Errorf("tag %q: the driver did not learn its type; give it a type:", tags[i].Name)
+		}
+		raw = raw || tags[i].Type != s.tags[i].Type
+		if t != types[i] {
+			if !retyped {
+				types = slices.Clone(s.types)
+			}
+			types[i], retyped = t, true
+		}
+	}
+	switch {
+	case s.schema != 0 && !retyped && !raw:
+		return nil
+	case s.schema != 0 && !retyped:
+		// A scaled tag's raw type changed: what writes convert to, not
+		// what is published.
+		s.setLayout(&Layout{Tags: tags, Types: types, Schema: s.schema})
+		return nil
+	}
+	sch := &record.Schema{Device: s.id, Names: make([]string, len(tags)), Types: types}
+	for i := range tags {
+		sch.Names[i] = tags[i].Name
 	}
 	id, err := s.store.Register(sch)
 	if err != nil {
-		return err
+		return fmt.Errorf("storing the device's schema in the buffer: %w", err)
 	}
-	s.schema = id
-	s.mu.Lock()
-	s.schemaID = id
-	s.mu.Unlock()
+	if s.schema != 0 && id != s.schema {
+		s.log.Warn("tag types changed on the PLC; the device is re-born with them", "schema", fmt.Sprintf("%016x", id))
+	}
+	s.setLayout(&Layout{Tags: tags, Types: types, Schema: id})
 	return nil
 }
 
@@ -276,6 +341,9 @@ func (s *Scanner) session(ctx context.Context, bo *backoff.Backoff) error {
 	cancel()
 	if err != nil {
 		return fmt.Errorf("connecting: %w", err)
+	}
+	if err := s.relayout(); err != nil {
+		return err
 	}
 	if err := s.read(ctx); err != nil {
 		return err

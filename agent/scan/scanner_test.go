@@ -107,7 +107,7 @@ func (r *rig) samples(rec record.Record) map[string]record.Sample {
 
 // name is a sample's tag name, through the record's schema.
 func (r *rig) name(s record.Sample) string {
-	sch, ok := r.store.SchemaNames(r.s.SchemaID())
+	sch, ok := r.store.SchemaNames(r.s.Layout().Schema)
 	if !ok {
 		r.t.Fatal("no schema")
 	}

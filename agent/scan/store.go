@@ -1,6 +1,7 @@
 package scan
 
 import (
+	"encoding/binary"
 	"fmt"
 	"strconv"
 	"sync"
@@ -37,6 +38,10 @@ func NewStore(buf *buffer.Buffer) *Store {
 // schemaKey is the buffer extra a schema is stored under.
 func schemaKey(id uint64) string { return fmt.Sprintf("schema/%016x", id) }
 
+// lastKey is the buffer extra that holds the id of the schema a device was
+// last registered with.
+func lastKey(device string) string { return "last/" + device }
+
 // Register stores a device's schema in the buffer, durably, before any
 // record uses it, and returns its id. Registering the same schema again
 // (a restart, an unchanged device) costs a lookup.
@@ -49,11 +54,14 @@ func (s *Store) Register(sch *record.Schema) (uint64, error) {
 	s.mine[id] = true
 	s.schemaMu.Unlock()
 	if known {
-		return id, nil
+		return id, s.putLast(sch.Device, id)
 	}
 	old, err := s.buf.Extra(schemaKey(id))
 	if err == nil && string(old) != string(enc) {
 		err = s.buf.PutExtra(schemaKey(id), enc)
+	}
+	if err == nil {
+		err = s.putLast(sch.Device, id)
 	}
 	s.schemaMu.Lock()
 	defer s.schemaMu.Unlock()
@@ -67,6 +75,31 @@ func (s *Store) Register(sch *record.Schema) (uint64, error) {
 	// configuration ever needs them.
 	s.schemas[id] = &record.Schema{Device: sch.Device, Types: sch.Types}
 	return id, nil
+}
+
+// putLast remembers id as the device's last schema.
+func (s *Store) putLast(device string, id uint64) error {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], id)
+	old, err := s.buf.Extra(lastKey(device))
+	if err != nil || string(old) == string(b[:]) {
+		return err
+	}
+	return s.buf.PutExtra(lastKey(device), b[:])
+}
+
+// LastSchema returns, with its names, the schema the device was last
+// registered with, by this process or an earlier one; nil if none.
+func (s *Store) LastSchema(device string) *record.Schema {
+	b, err := s.buf.Extra(lastKey(device))
+	if err != nil || len(b) != 8 {
+		return nil
+	}
+	sch, ok := s.SchemaNames(binary.BigEndian.Uint64(b))
+	if !ok || sch.Device != device || len(sch.Names) != len(sch.Types) {
+		return nil
+	}
+	return sch
 }
 
 // Schema returns a schema by id: one registered by this process, or one a
@@ -129,10 +162,22 @@ func (s *Store) Prune() error {
 	if err != nil {
 		return err
 	}
+	// A device's last schema stays: it types the tags a driver learns
+	// only from the PLC until the PLC answers.
+	lasts, err := s.buf.ExtraKeys("last/")
+	if err != nil {
+		return err
+	}
+	last := map[uint64]bool{}
+	for _, k := range lasts {
+		if b, err := s.buf.Extra(k); err == nil && len(b) == 8 {
+			last[binary.BigEndian.Uint64(b)] = true
+		}
+	}
 	for _, k := range keys {
 		id, err := strconv.ParseUint(k[len("schema/"):], 16, 64)
 		s.schemaMu.RLock()
-		keep := err == nil && s.mine[id]
+		keep := err == nil && (s.mine[id] || last[id])
 		s.schemaMu.RUnlock()
 		if keep {
 			continue

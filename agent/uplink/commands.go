@@ -1,6 +1,7 @@
 package uplink
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -182,6 +183,11 @@ func (s *session) onMessage(msg mqtt.Message) error {
 			s.refuse("DCMD for an unknown device", "device", t.Device)
 			return nil
 		}
+		if !ds.born {
+			// Its metrics and their types are those of a birth.
+			s.refuse("DCMD for a device that has no birth (offline)", "device", t.Device)
+			return nil
+		}
 		p, err := sparkplug.Decode(msg.Payload())
 		if err != nil {
 			s.refuse("undecodable DCMD", "device", t.Device, "err", err)
@@ -241,7 +247,7 @@ func (s *session) command(ds *devState, m *sparkplug.Metric) {
 		return
 	}
 	if m.Type == sparkplug.TypeUnknown {
-		if err := m.Resolve(spType(d.Type(j))); err != nil {
+		if err := m.Resolve(spType(ds.types[j])); err != nil {
 			s.refuse("DCMD value does not fit the tag", "device", d.ID(), "tag", tag.Name, "err", err)
 			return
 		}
@@ -344,8 +350,35 @@ func spType(t drivers.Type) sparkplug.DataType {
 		return sparkplug.TypeString
 	case drivers.DateTime:
 		return sparkplug.TypeDateTime
+	case drivers.Bytes:
+		return sparkplug.TypeBytes
+	}
+	if t.IsArray() {
+		switch e := t.Elem(); {
+		case e >= drivers.Int8 && e <= drivers.Float64: // the same order in both
+			return sparkplug.TypeInt8Array + sparkplug.DataType(e-drivers.Int8)
+		case e == drivers.Bool:
+			return sparkplug.TypeBooleanArray
+		case e == drivers.String:
+			return sparkplug.TypeStringArray
+		case e == drivers.DateTime:
+			return sparkplug.TypeDateTimeArray
+		}
 	}
 	return sparkplug.TypeUnknown
+}
+
+// fromSpType is spType's inverse, for the types a tag can have.
+func fromSpType(t sparkplug.DataType) drivers.Type {
+	for dt := drivers.Bool; dt <= drivers.Bytes; dt++ {
+		if spType(dt) == t {
+			return dt
+		}
+		if at := drivers.ArrayOf(dt); at != drivers.TypeInvalid && spType(at) == t {
+			return at
+		}
+	}
+	return drivers.TypeInvalid
 }
 
 // setValue puts v into m's value fields.
@@ -357,6 +390,8 @@ func setValue(m *sparkplug.Metric, v drivers.Value) {
 		m.Float = v.Float()
 	case t == drivers.String:
 		m.Str = v.Str()
+	case t == drivers.Bytes || t.IsArray():
+		m.Bytes = v.Data()
 	default:
 		m.Int = v.Uint()
 	}
@@ -383,6 +418,11 @@ func fromMetric(m *sparkplug.Metric) (drivers.Value, error) {
 		return drivers.StringValue(m.Str), nil
 	case sparkplug.TypeDateTime:
 		return drivers.TimeValueMs(int64(m.Int)), nil
+	case sparkplug.TypeBytes:
+		return drivers.BytesValue(bytes.Clone(m.Bytes)), nil
+	}
+	if t := fromSpType(m.Type); t.IsArray() {
+		return drivers.PackedArray(t, bytes.Clone(m.Bytes))
 	}
 	return drivers.Value{}, fmt.Errorf("datatype %v cannot be written to a PLC tag", m.Type)
 }

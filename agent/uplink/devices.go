@@ -15,6 +15,11 @@ type devState struct {
 	born     bool   // DBIRTH sent this session
 	histBorn bool   // born only to carry history of an offline device
 	online   bool
+	// schema and types are what the device's birth declared (set by
+	// adopt before each birth): records of other schemas are translated
+	// to them.
+	schema uint64
+	types  []drivers.Type
 	// table is the device's state at the session's mark (or a rebirth's):
 	// what its birth carried. It is kept while history is replayed, to
 	// birth an offline device from its last known state and to skip the
@@ -88,6 +93,26 @@ func (s *session) switchDevices() {
 	s.u.log.Info("devices reloaded", "devices", len(order))
 }
 
+// adopt takes the device's current schema and types for its next birth.
+// If they differ from those of the birth it has now, the device is re-born
+// (DDEATH now) with a fresh block of aliases: its types changed on the PLC,
+// and no alias may name a metric of another type.
+func (s *session) adopt(ds *devState) {
+	id, types := ds.dev.Schema()
+	if id == ds.schema && ds.types != nil {
+		return
+	}
+	if ds.born {
+		s.deviceDeath(ds)
+		s.sent = true
+	}
+	if ds.types != nil {
+		ds.alias = s.nextAl
+		s.nextAl += uint64(len(types))
+	}
+	ds.schema, ds.types, ds.xlate = id, types, nil
+}
+
 // births sends NBIRTH (seq 0) and a DBIRTH for every online device, from
 // the tables (the devices' state at the mark).
 func (s *session) births() {
@@ -106,6 +131,7 @@ func (s *session) births() {
 	for _, ds := range s.order {
 		ds.born, ds.histBorn = false, false
 		if ds.online {
+			s.adopt(ds)
 			s.deviceBirth(ds)
 			online++
 		}
@@ -153,9 +179,9 @@ func (ds *devState) tagOf(rec *record.Record, p *record.Sample, sch *record.Sche
 	d := ds.dev
 	if rec.Version == 2 {
 		j, ok := d.TagIndexHint(p.Name, uint64(max(p.Index, 0)))
-		return j, ok && p.Value.Type() == d.Type(j)
+		return j, ok && p.Value.Type() == ds.types[j]
 	}
-	if rec.Schema == d.SchemaID() {
+	if rec.Schema == ds.schema {
 		return int(p.Index), true
 	}
 	m, ok := ds.xlate[rec.Schema]
@@ -168,7 +194,7 @@ func (ds *devState) tagOf(rec *record.Record, p *record.Sample, sch *record.Sche
 		m = make([]int32, len(sch.Names))
 		for i, name := range sch.Names {
 			m[i] = -1
-			if j, ok := d.TagIndex([]byte(name)); ok && d.Type(j) == sch.Types[i] {
+			if j, ok := d.TagIndex([]byte(name)); ok && ds.types[j] == sch.Types[i] {
 				m[i] = int32(j)
 			}
 		}
@@ -190,7 +216,7 @@ func (s *session) deviceDeath(ds *devState) {
 
 // metric builds the Sparkplug metric for a device's tag j.
 func (s *session) metric(ds *devState, j int, v drivers.Value, at int64, q drivers.Quality, historical bool) sparkplug.Metric {
-	m := sparkplug.Metric{Name: ds.dev.Tags()[j].Name, Timestamp: uint64(at), Historical: historical, Type: spType(ds.dev.Type(j))}
+	m := sparkplug.Metric{Name: ds.dev.Tags()[j].Name, Timestamp: uint64(at), Historical: historical, Type: spType(ds.types[j])}
 	if s.cfg.Node.UseAliases() {
 		m.Alias, m.HasAlias = ds.alias+uint64(j), true
 	}

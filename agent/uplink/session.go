@@ -418,6 +418,7 @@ func (s *session) publishRecord(r buffer.Record, historical bool) {
 	case record.Online:
 		if !historical {
 			ds.online = true
+			s.adopt(ds)
 			// Birth from the record's snapshot; a table kept for the
 			// history replay takes it too.
 			keep := ds.table != nil
@@ -437,6 +438,7 @@ func (s *session) publishRecord(r buffer.Record, historical bool) {
 		// History of a device that is offline now: birth it from its
 		// last known state so the data is valid Sparkplug; it gets its
 		// DDEATH when replay ends.
+		s.adopt(ds)
 		s.deviceBirth(ds)
 		ds.histBorn = historical
 	}

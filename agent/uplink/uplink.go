@@ -21,10 +21,9 @@ import (
 // commands go back to the scanner that owns it.
 type Device interface {
 	ID() string
-	// Tags are the device's tags in configuration order.
+	// Tags are the device's tags in configuration order. Names and order
+	// never change; use Schema for the types.
 	Tags() []drivers.Tag
-	// Type is the type tag j is published as.
-	Type(j int) drivers.Type
 	// TagIndex finds a tag by name.
 	TagIndex(name []byte) (int, bool)
 	// TagIndexHint finds a stored sample's tag from its name and the index
@@ -35,9 +34,11 @@ type Device interface {
 	Snapshot(dst []record.Point) (pts []record.Point, ok bool)
 	// Write queues a write without blocking; ctx ends with the session.
 	Write(ctx context.Context, tag int, v drivers.Value) error
-	// SchemaID is the id of the schema the device's records are stored
-	// with now (records of earlier configurations have others).
-	SchemaID() uint64
+	// Schema is the id of the schema the device's records are stored with
+	// now, and the type each tag is published as. Both change when the
+	// PLC taught the driver other types; always together, and only while
+	// the device is offline (before the Online record that uses them).
+	Schema() (id uint64, types []drivers.Type)
 }
 
 // Store is where the devices' events are stored.

@@ -16,13 +16,16 @@
 //	      - {name: speed, type: int32, writable: true}
 //
 // A tag's value is what the test Set, with the source timestamp it gave;
-// tags never set read as their type's zero.
+// tags never set read as their type's zero. A tag without `type:` learns
+// its type at every Connect from the value the PLC holds (as an OPC UA
+// tag learns its node's DataType); Connect fails if the PLC holds none.
 package drivertest
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -182,11 +185,12 @@ func (sub *subscription) kill() { sub.once.Do(func() { close(sub.dead) }) }
 
 // Driver reads a PLC by polling.
 type Driver struct {
-	id    string
-	plc   string
-	push  bool
-	tags  []drivers.Tag
-	index map[string]int
+	id      string
+	plc     string
+	push    bool
+	tags    []drivers.Tag // replaced, never changed, when Connect learns types
+	learned []bool        // the tag's type comes from the PLC
+	index   map[string]int
 
 	mu   sync.Mutex
 	conn *PLC
@@ -229,11 +233,9 @@ func newDriver(cfg drivers.Config) (*Driver, error) {
 		if _, dup := d.index[t.Name]; dup {
 			return drivers.KeyErr("name", fmt.Errorf("%q is given twice", t.Name))
 		}
-		if t.Type == drivers.TypeInvalid {
-			return drivers.KeyErr("type", errors.New("is required"))
-		}
 		d.index[t.Name] = len(d.tags)
 		d.tags = append(d.tags, tb.Tag(&t.TagConfig))
+		d.learned = append(d.learned, t.Type == drivers.TypeInvalid)
 		return nil
 	})
 	if err := errors.Join(devErr, tagErr); err != nil {
@@ -242,7 +244,7 @@ func newDriver(cfg drivers.Config) (*Driver, error) {
 	return d, nil
 }
 
-// Tags returns the configured tags.
+// Tags returns the tags, with the types the last Connect learned.
 func (d *Driver) Tags() []drivers.Tag { return d.tags }
 
 // Connect finds the PLC; it fails while the PLC is down or unknown.
@@ -255,10 +257,28 @@ func (d *Driver) Connect(ctx context.Context) error {
 	}
 	p.mu.Lock()
 	down := p.down
+	tags := d.tags
+	for i, learn := range d.learned {
+		if !learn {
+			continue
+		}
+		s, ok := p.values[tags[i].Name]
+		if !ok {
+			p.mu.Unlock()
+			return fmt.Errorf("connecting %q: tag %q: the PLC holds no value to learn its type from", d.id, tags[i].Name)
+		}
+		if t := s.Value.Type(); t != tags[i].Type {
+			if &tags[0] == &d.tags[0] {
+				tags = slices.Clone(d.tags)
+			}
+			tags[i].Type = t
+		}
+	}
 	p.mu.Unlock()
 	if down {
 		return fmt.Errorf("connecting %q to PLC %q: link down: %w", d.id, d.plc, drivers.ErrNotConnected)
 	}
+	d.tags = tags
 	d.mu.Lock()
 	d.conn = p
 	d.mu.Unlock()
