@@ -77,6 +77,26 @@ devices:
 	if w := plc.Writes(); len(w) != 1 || w[0].Tag != "speed" || w[0].Value.Int() != 42 {
 		t.Errorf("PLC writes = %+v", w)
 	}
+
+	// A change the PLC held while the link was down, older than the
+	// current value: history, with its own timestamp.
+	from = obs.Len()
+	held := src.Add(30 * time.Second)
+	plc.Deliver("speed", drivers.IntValue(drivers.Int32, 5), held)
+	obs.WaitFor(from, 10*time.Second, "the held change as history", func(m testutil.Msg) bool {
+		if m.Topic.Type != sparkplug.DDATA || m.Topic.Device != "pusher" {
+			return false
+		}
+		for _, x := range m.Payload.Metrics {
+			if x.Alias == speed.Alias && x.Resolve(sparkplug.TypeInt32) == nil && x.Int == 5 {
+				if !x.Historical || x.Timestamp != uint64(held.UnixMilli()) {
+					t.Errorf("held change = %+v, want historical at %d", x, held.UnixMilli())
+				}
+				return true
+			}
+		}
+		return false
+	})
 }
 
 // A write to a PLC that hangs holds up nothing but that device: the host's

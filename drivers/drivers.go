@@ -73,11 +73,20 @@ type Subscriber interface {
 	Subscribe(ctx context.Context, out chan<- []Sample) error
 }
 
+// Logging is a Driver that logs what only it sees (a certificate close to
+// expiry, a server that revised a setting). The scanner hands it its own
+// logger, scoped with the device, before the first Connect.
+type Logging interface {
+	SetLogger(*slog.Logger)
+}
+
 // Config is what the agent hands a Factory for one configured device.
 type Config struct {
 	// ID is the device id (the Sparkplug device_id).
 	ID string
-	// Logger is already scoped with the device id and driver name.
+	// Logger logs while the driver is built; configuration is loaded
+	// before the agent's logging is set up, so it may discard (see
+	// Logging).
 	Logger *slog.Logger
 	// Decode strictly decodes the device's driver-specific keys (every key
 	// but id, driver, poll, timeout, tags and tag_map) into v, a pointer to
@@ -89,6 +98,9 @@ type Config struct {
 	Tags TagSource
 	// Timeout bounds one request to the PLC.
 	Timeout time.Duration
+	// Poll is the device's scan interval (a pushing driver's publishing
+	// interval).
+	Poll time.Duration
 	// StateDir is where a driver keeps what must survive restarts (an
 	// OPC UA client certificate).
 	StateDir string

@@ -381,4 +381,10 @@ type Sample struct {
 	Tag int32
 	// Quality is QualityGood unless the PLC rejected this tag's request.
 	Quality Quality
+	// Late marks a sample the PLC held while the link was down and
+	// delivered after the reconnect (an OPC UA server's queued or
+	// republished changes). One older than the value already stored for
+	// its tag (which the reconnect read) is stored as history, never as
+	// the tag's current value.
+	Late bool
 }

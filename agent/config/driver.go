@@ -39,6 +39,10 @@ func DriverConfig(src string) (drivers.Config, error) {
 	if timeout == 0 {
 		timeout = DefaultTimeout
 	}
+	poll := k.Poll.D()
+	if poll == 0 {
+		poll = DefaultPoll
+	}
 	id := k.ID
 	if id == "" {
 		id = "dev"
@@ -62,5 +66,6 @@ func DriverConfig(src string) (drivers.Config, error) {
 		},
 		Tags:    &nodeTags{d: d, key: "tags", seq: tags},
 		Timeout: time.Duration(timeout),
+		Poll:    poll,
 	}, nil
 }

@@ -358,6 +358,7 @@ func (l *loader) device(f *file, cfg *Config, i int, dn *yaml.Node, seen map[str
 		},
 		Tags:     tags.src,
 		Timeout:  dev.Timeout,
+		Poll:     dev.Poll,
 		StateDir: cfg.StateDir,
 	}
 	drv, err := factory(dc)

@@ -18,11 +18,15 @@ const (
 // Kind is what a record reports.
 type Kind byte
 
-// Record kinds.
+// Record kinds. History (version 3 only) holds samples the PLC delivered
+// late, older than the values already stored for their tags (an OPC UA
+// server's queued changes, after a reconnect): they are published as
+// history and never become a tag's current value.
 const (
 	Data    Kind = 1
 	Online  Kind = 2
 	Offline Kind = 3
+	History Kind = 4
 )
 
 func (k Kind) String() string {
@@ -33,6 +37,8 @@ func (k Kind) String() string {
 		return "online"
 	case Offline:
 		return "offline"
+	case History:
+		return "history"
 	}
 	return fmt.Sprintf("kind(%d)", byte(k))
 }

@@ -154,7 +154,7 @@ func decodeV3(b []byte, r *Record, schemas Schemas) error {
 	d := decoder{b: b[1:]}
 	r.Version, r.Device = Version, nil
 	r.Kind = Kind(d.byte())
-	if r.Kind < Data || r.Kind > Offline {
+	if r.Kind < Data || r.Kind > History {
 		return fmt.Errorf("unknown record kind %d", byte(r.Kind))
 	}
 	r.Schema = d.u64()

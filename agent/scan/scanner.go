@@ -1,6 +1,7 @@
 package scan
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -52,6 +53,7 @@ type Scanner struct {
 	samples  []drivers.Sample // the last full read
 	changed  []int32          // tags whose sample differs from cur
 	pushed   []record.Point   // changes of one pushed batch
+	late     []record.Point   // its samples older than the stored value
 	inBatch  map[int32]int    // tag → its latest point in pushed
 	overruns int
 	badType  bool // a pushed sample had the wrong type (logged once)
@@ -95,6 +97,9 @@ func New(dev config.Device, store *Store, mon *health.Monitor, log *slog.Logger)
 		id: dev.ID, poll: dev.Poll, timeout: dev.Timeout, drv: dev.Instance,
 		log: log.With("device", dev.ID, "driver", dev.Driver), store: store, mon: mon, now: time.Now,
 		writes: make(chan writeReq, writeQueue),
+	}
+	if l, ok := dev.Instance.(drivers.Logging); ok {
+		l.SetLogger(s.log)
 	}
 	tags := dev.Instance.Tags()
 	s.byName = make([]int32, len(tags))
@@ -487,9 +492,14 @@ func (s *Scanner) push(ctx context.Context, sub drivers.Subscriber) error {
 }
 
 // pushedBatch stores the samples of one pushed batch that differ from what
-// was stored before them.
+// was stored before them. A sample older than the value already stored
+// for its tag (a change the PLC held while the link was down and
+// delivers after the reconnect, read later than the birth's value) is
+// stored as history: published as such, never as the tag's current value.
+// Only samples the driver marks Late are judged by time: a PLC whose clock
+// steps back must not turn its live values into history.
 func (s *Scanner) pushedBatch(batch []drivers.Sample) {
-	s.pushed = s.pushed[:0]
+	s.pushed, s.late = s.pushed[:0], s.late[:0]
 	if s.inBatch == nil {
 		s.inBatch = map[int32]int{}
 	}
@@ -514,16 +524,27 @@ func (s *Scanner) pushedBatch(batch []drivers.Sample) {
 		if at, ok := s.inBatch[i]; ok {
 			prev = &s.pushed[at]
 		}
+		if smp.Late && p.Time < prev.Time {
+			s.late = append(s.late, p)
+			continue
+		}
 		if !s.differs(prev, &p) {
 			continue
 		}
 		s.inBatch[i] = len(s.pushed)
 		s.pushed = append(s.pushed, p)
 	}
+	now := s.now().UnixMilli()
+	if len(s.late) > 0 {
+		slices.SortStableFunc(s.late, func(a, b record.Point) int { return cmp.Compare(a.Time, b.Time) })
+		if err := s.storePoints(record.History, now, s.late); err != nil {
+			s.log.Error("storing late changes failed; samples dropped", "err", err, "samples", len(s.late))
+		}
+	}
 	if len(s.pushed) == 0 {
 		return
 	}
-	if err := s.storePoints(s.now().UnixMilli(), s.pushed); err != nil {
+	if err := s.storePoints(record.Data, now, s.pushed); err != nil {
 		s.log.Error("storing pushed changes failed; samples dropped", "err", err, "samples", len(s.pushed))
 	}
 }
@@ -597,14 +618,18 @@ func (s *Scanner) storeEvent(kind record.Kind, at int64, tags []int32) error {
 	})
 }
 
-// storePoints stores a Data event of pushed points, oldest first.
-func (s *Scanner) storePoints(at int64, pts []record.Point) error {
-	rec := s.enc.Begin(s.recBuf[:0], record.Data, s.schema, s.types, at, len(pts))
+// storePoints stores a Data or History event of pushed points, oldest
+// first. History leaves the current values alone.
+func (s *Scanner) storePoints(kind record.Kind, at int64, pts []record.Point) error {
+	rec := s.enc.Begin(s.recBuf[:0], kind, s.schema, s.types, at, len(pts))
 	for k := range pts {
 		rec = s.enc.Add(rec, &pts[k])
 	}
 	s.recBuf = rec
 	return s.store.put(rec, len(pts), func() {
+		if kind == record.History {
+			return
+		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		for k := range pts {

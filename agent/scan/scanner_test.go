@@ -288,3 +288,34 @@ func waitFor(t *testing.T, ok func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// A late sample (held by the PLC while the link was down) older than the
+// stored value becomes history and leaves the current value alone; a late
+// sample newer than it, or an older one not marked late (a PLC clock that
+// stepped back), is a change.
+func TestLateSamples(t *testing.T) {
+	r := newRig(t, true, `{name: level, type: int32}`)
+	now := time.Now().Truncate(time.Millisecond)
+	r.plc.Set("level", drivers.IntValue(drivers.Int32, 50), now)
+	r.start()
+	if on := r.next(); on.Kind != record.Online {
+		t.Fatalf("first record %+v", on)
+	}
+	waitFor(t, func() bool { return r.plc.Subscribers() > 0 })
+	r.plc.Deliver("level", drivers.IntValue(drivers.Int32, 40), now.Add(-10*time.Second))
+	rec := r.next()
+	if rec.Kind != record.History || len(rec.Samples) != 1 || rec.Samples[0].Value.Int() != 40 || rec.Samples[0].Time != now.Add(-10*time.Second).UnixMilli() {
+		t.Fatalf("record %+v, want history of 40 ten seconds ago", rec)
+	}
+	if pts, _ := r.s.Snapshot(nil); pts[0].Value.Int() != 50 {
+		t.Errorf("current value %v after history, want 50", pts[0].Value)
+	}
+	r.plc.Deliver("level", drivers.IntValue(drivers.Int32, 55), now.Add(time.Second))
+	if rec := r.next(); rec.Kind != record.Data || rec.Samples[0].Value.Int() != 55 {
+		t.Fatalf("record %+v, want data 55", rec)
+	}
+	r.plc.Set("level", drivers.IntValue(drivers.Int32, 60), now.Add(-time.Hour))
+	if rec := r.next(); rec.Kind != record.Data || rec.Samples[0].Value.Int() != 60 {
+		t.Fatalf("record %+v, want data 60 (not late: the clock stepped back)", rec)
+	}
+}

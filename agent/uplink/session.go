@@ -443,7 +443,7 @@ func (s *session) publishRecord(r buffer.Record, historical bool) {
 		ds.histBorn = historical
 	}
 	s.startFilling(ds)
-	asHistory := historical || r.Seq <= s.behind
+	asHistory := historical || r.Seq <= s.behind || rec.Kind == record.History
 	for k := range rec.Samples {
 		p := &rec.Samples[k]
 		j, ok := ds.tagOf(rec, p, sch)

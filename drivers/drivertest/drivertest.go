@@ -119,6 +119,21 @@ func (p *PLC) SetQuality(tag string, v drivers.Value, t time.Time, q drivers.Qua
 	}
 }
 
+// Deliver pushes a sample the PLC held while the link was down (marked
+// Late, as an OPC UA server's queued changes are after a reconnect)
+// without making it the tag's current value.
+func (p *PLC) Deliver(tag string, v drivers.Value, t time.Time) {
+	p.mu.Lock()
+	subs := make([]*subscription, 0, len(p.subs))
+	for sub := range p.subs {
+		subs = append(subs, sub)
+	}
+	p.mu.Unlock()
+	for _, sub := range subs {
+		sub.deliver(tag, drivers.Sample{Value: v, Time: t.UnixMilli(), Late: true})
+	}
+}
+
 // Get returns a tag's value.
 func (p *PLC) Get(tag string) drivers.Value {
 	p.mu.Lock()
@@ -157,6 +172,13 @@ func (p *PLC) SetHang(h bool) {
 		close(p.hang)
 		p.hang = nil
 	}
+}
+
+// Subscribers counts the subscriptions Deliver and Set push to.
+func (p *PLC) Subscribers() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.subs)
 }
 
 // Connects counts successful connects.

@@ -131,6 +131,10 @@ func New(cfg drivers.Config) (*Driver, error) {
 
 // Tags returns the device's tags in configuration order; callers must not
 // modify the slice (a gateway with large tag maps should not hold them
+// SetLogger makes the driver log with l (the scanner's, scoped with the
+// device): what the Modbus library reports at debug level.
+func (d *Driver) SetLogger(l *slog.Logger) { d.log = l }
+
 // twice).
 func (d *Driver) Tags() []drivers.Tag { return d.tags }
 
