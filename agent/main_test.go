@@ -8,6 +8,7 @@ import (
 	"time"
 
 	_ "github.com/edgeagent/edgeagent/drivers/modbus"
+	_ "github.com/edgeagent/edgeagent/drivers/opcua"
 	"github.com/edgeagent/edgeagent/internal/testutil"
 )
 

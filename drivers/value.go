@@ -36,6 +36,9 @@ const (
 // Arrays of every scalar type but Bytes exist, as in Sparkplug.
 const arrayBit Type = 32
 
+// arraySuffix ends an array type's name.
+const arraySuffix = "_array"
+
 // ArrayOf returns the type of an array of elem (Bool..DateTime);
 // TypeInvalid for any other elem.
 func ArrayOf(elem Type) Type {
@@ -61,10 +64,11 @@ var typeNames = [...]string{
 }
 
 // String is the name configuration spells the type with: "int16",
-// "float64[]" for an array.
+// "float64_array" for an array (no brackets: YAML flow mappings, as tag
+// maps are often written, would take them for a list).
 func (t Type) String() string {
 	if t.IsArray() {
-		return typeNames[t.Elem()] + "[]"
+		return typeNames[t.Elem()] + arraySuffix
 	}
 	if int(t) < len(typeNames) {
 		return typeNames[t]
@@ -74,7 +78,7 @@ func (t Type) String() string {
 
 // ParseType parses a type name as written in configuration.
 func ParseType(s string) (Type, error) {
-	elem, array := strings.CutSuffix(s, "[]")
+	elem, array := strings.CutSuffix(s, arraySuffix)
 	for i, n := range typeNames {
 		if i == 0 || n != elem {
 			continue
@@ -86,7 +90,7 @@ func ParseType(s string) (Type, error) {
 			return t, nil
 		}
 	}
-	return TypeInvalid, fmt.Errorf("unknown type %q (want one of bool, int8..int64, uint8..uint64, float32, float64, string, datetime, bytes, or an array of one but bytes, e.g. float32[])", s)
+	return TypeInvalid, fmt.Errorf("unknown type %q (want one of bool, int8..int64, uint8..uint64, float32, float64, string, datetime, bytes, or an array of one but bytes, e.g. float32_array)", s)
 }
 
 // UnmarshalText lets configuration spell types by name.

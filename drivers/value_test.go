@@ -153,7 +153,7 @@ func TestArrays(t *testing.T) {
 		if err != nil || !again.Equal(v) {
 			t.Errorf("%s: PackedArray = %v, %v", c.elem, again, err)
 		}
-		if name := v.Type().String(); name != c.elem.String()+"[]" {
+		if name := v.Type().String(); name != c.elem.String()+"_array" {
 			t.Errorf("%s: name %q", c.elem, name)
 		} else if pt, err := ParseType(name); err != nil || pt != v.Type() {
 			t.Errorf("ParseType(%q) = %v, %v", name, pt, err)
@@ -171,7 +171,7 @@ func TestArrays(t *testing.T) {
 	if _, err := Array(String, []Value{StringValue("a\x00b")}); err == nil {
 		t.Error("a NUL inside a string element taken")
 	}
-	for _, bad := range []string{"bytes[]", "int16[][]", "[]int16"} {
+	for _, bad := range []string{"bytes_array", "int16_array_array", "array_int16", "int16[]"} {
 		if _, err := ParseType(bad); err == nil {
 			t.Errorf("ParseType(%q) took it", bad)
 		}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	_ "github.com/edgeagent/edgeagent/drivers/modbus"
+	_ "github.com/edgeagent/edgeagent/drivers/opcua"
 )
 
 var update = flag.Bool("update", false, "rewrite the want.txt of every error case from what Load says")

@@ -49,7 +49,7 @@ func testPoints(at int64) []Point {
 }
 
 func TestRoundTripV3(t *testing.T) {
-	names := []string{"b", "i8", "i64", "u64", "f32", "f64", "s", "dt", "bad", "stale", "bytes", "f32[]", "bool[]", "string[]", "i16[]", "dt[]"}
+	names := []string{"b", "i8", "i64", "u64", "f32", "f64", "s", "dt", "bad", "stale", "bytes", "f32s", "bools", "strings", "i16s", "dts"}
 	sch := &Schema{Device: "dev-1", Names: names, Types: allTypes}
 	enc := sch.Encode()
 	got, err := DecodeSchema(enc)

@@ -6,6 +6,8 @@
 //	edgeagent watch -b tcp://broker:1883
 //	edgeagent demo
 //	edgeagent buffer -c config.yaml
+//	edgeagent browse -c config.yaml -device oven-1 -o oven-1.yaml
+//	edgeagent opcua-cert -c config.yaml
 //	edgeagent version
 //
 // This package is flag parsing and wiring only; the agent lives in package
@@ -24,6 +26,7 @@ import (
 
 	"github.com/edgeagent/edgeagent/agent/config"
 	_ "github.com/edgeagent/edgeagent/drivers/modbus"
+	_ "github.com/edgeagent/edgeagent/drivers/opcua"
 	"github.com/edgeagent/edgeagent/internal/version"
 )
 
@@ -35,6 +38,9 @@ commands:
   watch     print decoded Sparkplug traffic: edgeagent watch -b tcp://localhost:1883
   demo      simulated PLCs, embedded broker, agent and live decoded traffic
   buffer    show the store-and-forward buffer: edgeagent buffer -c config.yaml
+  browse    walk an OPC UA server, print a tag map: edgeagent browse -c config.yaml -device oven-1
+            (or -endpoint opc.tcp://host:4840; -h lists the flags)
+  opcua-cert  print the client certificate OPC UA servers must trust: edgeagent opcua-cert -c config.yaml
   version   print the version
 `
 
@@ -63,6 +69,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdDemo(ctx, args, stdout)
 	case "buffer":
 		err = cmdBuffer(args, stdout)
+	case "browse":
+		err = cmdBrowse(ctx, args, stdout, stderr)
+	case "opcua-cert":
+		err = cmdOPCUACert(args, stdout)
 	case "version", "-v", "--version":
 		fmt.Fprintln(stdout, "edgeagent", version.Version)
 	case "help", "-h", "--help":

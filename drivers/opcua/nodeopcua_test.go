@@ -1,0 +1,251 @@
+package opcua_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgeagent/edgeagent/agent/config"
+	"github.com/edgeagent/edgeagent/drivers"
+	"github.com/edgeagent/edgeagent/drivers/opcua"
+	"github.com/edgeagent/edgeagent/internal/testutil"
+)
+
+// These tests run against node-opcua (scripts/opcua-testserver), which
+// enforces what gopcua's server does not: passwords, certificate trust,
+// operation limits, queued notifications and Republish.
+
+func nodeDriver(t *testing.T, state, src string) drivers.Driver {
+	t.Helper()
+	cfg, err := config.DriverConfig(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.StateDir, cfg.Timeout = state, 5*time.Second
+	d, err := opcua.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close(context.Background()) })
+	return d
+}
+
+func counterTags(s *testutil.NodeOPCUA, n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "  - {name: c%04d, node: \"nsu=%s;s=Counter%04d\"}\n", i, s.NamespaceURI(), i)
+	}
+	return b.String()
+}
+
+// Basic256Sha256 SignAndEncrypt with a user name and password works; a
+// wrong password is an error that names the user; a server that does not
+// trust our certificate says so, with our thumbprint; once the server
+// trusts it (the same certificate: it is made once), the session opens.
+func TestNodeOPCUASecurity(t *testing.T) {
+	state := t.TempDir()
+	// The client certificate exists before the server starts, so that the
+	// server can trust it from the start in the second half.
+	cert, err := opcua.LoadClientCert(state, "", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := testutil.StartNodeOPCUA(t, testutil.NodeOPCUAOptions{Users: map[string]string{"operator": "s3cret"}, RejectUnknownCerts: true})
+	dir := t.TempDir()
+	right, wrong := filepath.Join(dir, "right"), filepath.Join(dir, "wrong")
+	os.WriteFile(right, []byte("s3cret\n"), 0o600)
+	os.WriteFile(wrong, []byte("guess\n"), 0o600)
+	src := func(pw string) string {
+		return fmt.Sprintf("endpoint: %s\nmode: poll\nsecurity: {policy: Basic256Sha256, mode: SignAndEncrypt, server_cert: %s}\nauth: {username: operator, password_file: %s}\ntags:\n%s",
+			s.URL(), s.CertificateFile(), pw, counterTags(s, 1))
+	}
+	err = nodeDriver(t, state, src(right)).Connect(context.Background())
+	if err == nil {
+		t.Fatal("a server that rejects unknown certificates accepted ours")
+	}
+	for _, want := range []string{"refused", cert.Thumbprint()} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("rejected certificate: %q does not say %q", err, want)
+		}
+	}
+	t.Log(err)
+
+	s2 := testutil.StartNodeOPCUA(t, testutil.NodeOPCUAOptions{Users: map[string]string{"operator": "s3cret"}, RejectUnknownCerts: true, Trust: []string{cert.CertFile}})
+	src = func(pw string) string {
+		return fmt.Sprintf("endpoint: %s\nmode: poll\nsecurity: {policy: Basic256Sha256, mode: SignAndEncrypt, server_cert: %s}\nauth: {username: operator, password_file: %s}\ntags:\n%s",
+			s2.URL(), s2.CertificateFile(), pw, counterTags(s2, 1))
+	}
+	err = nodeDriver(t, state, src(wrong)).Connect(context.Background())
+	if err == nil || !strings.Contains(err.Error(), `user "operator"`) || !strings.Contains(err.Error(), "password") {
+		t.Errorf("wrong password: %v", err)
+	}
+	d := nodeDriver(t, state, src(right))
+	s2.Set("Counter0000", "5")
+	connect(t, d)
+	if got := read(t, d); got[0].Value.Uint() != 5 {
+		t.Errorf("read %v, want 5", got[0].Value)
+	}
+}
+
+// A server that takes at most 7 nodes per read and register call, 5
+// monitored items per call and 9 per subscription still gets all 40 tags
+// read and monitored.
+func TestNodeOPCUASmallLimits(t *testing.T) {
+	s := testutil.StartNodeOPCUA(t, testutil.NodeOPCUAOptions{Counters: 40, Limits: map[string]int{
+		"maxNodesPerRead": 7, "maxNodesPerRegisterNodes": 7, "maxMonitoredItemsPerCall": 5, "maxMonitoredItemsPerSubscription": 9,
+	}})
+	for i := range 40 {
+		s.Set(fmt.Sprintf("Counter%04d", i), fmt.Sprint(100+i))
+	}
+	for _, mode := range []string{"poll", "subscribe"} {
+		t.Run(mode, func(t *testing.T) {
+			d := nodeDriver(t, t.TempDir(), fmt.Sprintf("endpoint: %s\nmode: %s\npublishing_interval: 100ms\ntags:\n%s", s.URL(), mode, counterTags(s, 40)))
+			connect(t, d)
+			for i, smp := range read(t, d) {
+				if smp.Quality != drivers.QualityGood || smp.Value.Uint() != uint64(100+i) {
+					t.Errorf("c%04d = %v (%v), want %d", i, smp.Value, smp.Quality, 100+i)
+				}
+			}
+			sub, ok := d.(drivers.Subscriber)
+			if !ok {
+				return
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			out := make(chan []drivers.Sample, 64)
+			done := make(chan error, 1)
+			go func() { done <- sub.Subscribe(ctx, out) }()
+			s.Bump()
+			seen := map[int32]bool{}
+			deadline := time.After(15 * time.Second)
+			for len(seen) < 40 {
+				select {
+				case b := <-out:
+					for _, smp := range b {
+						if smp.Value.Uint() == uint64(101+smp.Tag) {
+							seen[smp.Tag] = true
+						}
+					}
+				case err := <-done:
+					t.Fatalf("Subscribe ended: %v", err)
+				case <-deadline:
+					t.Fatalf("%d of 40 bumped counters delivered", len(seen))
+				}
+			}
+		})
+	}
+}
+
+// subscribeRun runs Subscribe on its own goroutine, collecting samples.
+type subscribeRun struct {
+	out    chan []drivers.Sample
+	done   chan error
+	cancel context.CancelFunc
+}
+
+func startSubscribe(d drivers.Driver) *subscribeRun {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &subscribeRun{out: make(chan []drivers.Sample, 1024), done: make(chan error, 1), cancel: cancel}
+	go func() { r.done <- d.(drivers.Subscriber).Subscribe(ctx, r.out) }()
+	return r
+}
+
+// A 3 s cut: the session outlives it, the driver reactivates it, and the
+// changes the server queued meanwhile arrive marked Late with their own
+// timestamps, with none missing between the last one before the cut and
+// the first after.
+func TestNodeOPCUALinkCutKeepsSession(t *testing.T) {
+	s := testutil.StartNodeOPCUA(t, testutil.NodeOPCUAOptions{Counters: 1, TickMillis: 200})
+	proxy := testutil.NewProxy(t, fmt.Sprintf("127.0.0.1:%d", s.Port()))
+	d := nodeDriver(t, t.TempDir(), fmt.Sprintf("endpoint: %s\npublishing_interval: 100ms\nqueue_size: 100\ntags:\n  - {name: c, node: \"nsu=%s;s=Counter0000\", sampling_interval: 50ms}\n",
+		strings.Replace(proxy.URL(), "tcp://", "opc.tcp://", 1), s.NamespaceURI()))
+	connect(t, d)
+	read(t, d)
+	run := startSubscribe(d)
+	values := map[uint64]drivers.Sample{}
+	collect := func(b []drivers.Sample) {
+		for _, smp := range b {
+			values[smp.Value.Uint()] = smp
+		}
+	}
+	time.Sleep(time.Second)
+	proxy.Cut()
+	var err error
+	select {
+	case err = <-run.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Subscribe did not notice the cut within 10s")
+	}
+	for len(run.out) > 0 {
+		collect(<-run.out)
+	}
+	if !errors.Is(err, drivers.ErrNotConnected) {
+		t.Fatalf("Subscribe ended with %v", err)
+	}
+	d.Close(context.Background())
+	var before uint64 // the last value delivered before the cut
+	for v := range values {
+		before = max(before, v)
+	}
+	time.Sleep(3 * time.Second)
+	proxy.Restore()
+	connect(t, d)
+	cur := read(t, d)[0]
+	run = startSubscribe(d)
+	defer run.cancel()
+	time.Sleep(2 * time.Second)
+	for len(run.out) > 0 {
+		collect(<-run.out)
+	}
+	var lo, hi uint64 = 1 << 62, 0
+	late := 0
+	for v, smp := range values {
+		lo, hi = min(lo, v), max(hi, v)
+		if v > cur.Value.Uint() && smp.Late && smp.Time > cur.Time+200 {
+			t.Errorf("sample %d at %d, a change after the reconnect (read %d at %d), is marked late", v, smp.Time, cur.Value.Uint(), cur.Time)
+		}
+		if v < cur.Value.Uint() && v > before && !smp.Late {
+			t.Errorf("sample %d, a change during the cut, is not marked late", v)
+		}
+		if smp.Late {
+			late++
+		}
+	}
+	for v := lo; v <= hi; v++ {
+		if _, ok := values[v]; !ok && v != cur.Value.Uint() {
+			t.Errorf("counter value %d never delivered (%d..%d)", v, lo, hi)
+		}
+	}
+	if late < 10 {
+		t.Errorf("%d late samples after a 3s cut of a counter ticking every 200ms, want about 15 (before the cut: %d values)", late, before)
+	}
+}
+
+// A stall (the link stays up, nothing gets through): the driver notices
+// within its keep-alive window, not when TCP would give up.
+func TestNodeOPCUAStall(t *testing.T) {
+	s := testutil.StartNodeOPCUA(t, testutil.NodeOPCUAOptions{Counters: 1, TickMillis: 500})
+	proxy := testutil.NewProxy(t, fmt.Sprintf("127.0.0.1:%d", s.Port()))
+	d := nodeDriver(t, t.TempDir(), fmt.Sprintf("endpoint: %s\npublishing_interval: 200ms\nkeepalive: 1s\ntags:\n  - {name: c, node: \"nsu=%s;s=Counter0000\"}\n",
+		strings.Replace(proxy.URL(), "tcp://", "opc.tcp://", 1), s.NamespaceURI()))
+	connect(t, d)
+	read(t, d)
+	run := startSubscribe(d)
+	time.Sleep(time.Second)
+	proxy.Blackhole()
+	start := time.Now()
+	select {
+	case err := <-run.done:
+		if !errors.Is(err, drivers.ErrNotConnected) {
+			t.Fatalf("Subscribe ended with %v", err)
+		}
+		t.Logf("stall noticed after %v: %v", time.Since(start).Round(time.Millisecond), err)
+	case <-time.After(15 * time.Second):
+		t.Fatal("Subscribe did not notice the stall within 15s")
+	}
+}
