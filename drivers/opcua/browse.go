@@ -173,7 +173,9 @@ func Browse(ctx context.Context, drv drivers.Driver, o BrowseOptions) (*Browsed,
 	for k, v := range vars {
 		path := strings.Join(v.path, "/")
 		nodeText := nsuForm(v.id, ns)
-		skip := func(why string) { out.Skipped = append(out.Skipped, SkippedVariable{Path: path, Node: nodeText, Why: why}) }
+		skip := func(why string) {
+			out.Skipped = append(out.Skipped, SkippedVariable{Path: path, Node: nodeText, Why: why})
+		}
 		dt, vr, al := dvs[3*k], dvs[3*k+1], dvs[3*k+2]
 		if dt.Status != ua.StatusOK {
 			skip("its DataType cannot be read: " + dt.Status.Error())

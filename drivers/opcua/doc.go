@@ -5,35 +5,35 @@
 //
 // Configuration (a device's keys; all but endpoint and tags optional):
 //
-//	- id: oven-1
-//	  driver: opcua
-//	  endpoint: opc.tcp://10.0.0.9:4840   # dialled as written, whatever host name the server advertises
-//	  mode: subscribe                     # or poll (a batched Read of every tag each poll)
-//	  poll: 1s                            # subscribe: the publishing interval (publishing_interval overrides)
-//	  sampling_interval: 500ms            # default: the publishing interval; per tag too
-//	  queue_size: 10                      # changes the server keeps per item between publishes; per tag too
-//	  keepalive: 5s                       # a subscription silent for 2 keep-alives counts as dead
-//	  session_timeout: 2m                 # how long the server keeps the session over a cut
-//	  register_nodes: true                # poll: RegisterNodes where the server supports it
-//	  application_uri: urn:edgeagent:gw1  # only when the client certificate is made
-//	  security:
-//	    policy: Basic256Sha256            # None, Basic256Sha256, Aes128_Sha256_RsaOaep, Aes256_Sha256_RsaPss
-//	    mode: SignAndEncrypt              # None, Sign, SignAndEncrypt
-//	    cert_file: ...                    # the client certificate and key; absent: made once in
-//	    key_file: ...                     #   state_dir/opcua/client-{cert,key}.pem (edgeagent opcua-cert)
-//	    trust_dir: /etc/edgeagent/pki/trusted   # server certificates (or their CAs) trusted, or
-//	    server_cert: /etc/edgeagent/pki/plc.pem # the one server certificate, or
-//	    trust_any_server_certificate: true      # no verification; warns at every connect
-//	  auth:                               # absent: anonymous
-//	    username: operator
-//	    password_file: /etc/edgeagent/secrets/oven-1   # read at every connect
-//	    # or cert_file / key_file: a user certificate
-//	  limits:                             # caps below what the server advertises
-//	    max_nodes_per_read: 100
-//	  tags:
-//	    - {name: Oven/Temp, node: "nsu=urn:plc:oven;s=Zone1.Temp", deadband: 0.5}
-//	    - {name: Oven/Setpoint, node: "ns=3;i=1042", type: float32, writable: true}
-//	    - {name: Oven/Level, node: "ns=3;s=Level", deadband_percent: 2}
+//   - id: oven-1
+//     driver: opcua
+//     endpoint: opc.tcp://10.0.0.9:4840   # dialled as written, whatever host name the server advertises
+//     mode: subscribe                     # or poll (a batched Read of every tag each poll)
+//     poll: 1s                            # subscribe: the publishing interval (publishing_interval overrides)
+//     sampling_interval: 500ms            # default: the publishing interval; per tag too
+//     queue_size: 10                      # changes the server keeps per item between publishes; per tag too
+//     keepalive: 5s                       # a subscription silent for 2 keep-alives counts as dead
+//     session_timeout: 2m                 # how long the server keeps the session over a cut
+//     register_nodes: true                # poll: RegisterNodes where the server supports it
+//     application_uri: urn:edgeagent:gw1  # only when the client certificate is made
+//     security:
+//     policy: Basic256Sha256            # None, Basic256Sha256, Aes128_Sha256_RsaOaep, Aes256_Sha256_RsaPss
+//     mode: SignAndEncrypt              # None, Sign, SignAndEncrypt
+//     cert_file: ...                    # the client certificate and key; absent: made once in
+//     key_file: ...                     #   state_dir/opcua/client-{cert,key}.pem (edgeagent opcua-cert)
+//     trust_dir: /etc/edgeagent/pki/trusted   # server certificates (or their CAs) trusted, or
+//     server_cert: /etc/edgeagent/pki/plc.pem # the one server certificate, or
+//     trust_any_server_certificate: true      # no verification; warns at every connect
+//     auth:                               # absent: anonymous
+//     username: operator
+//     password_file: /etc/edgeagent/secrets/oven-1   # read at every connect
+//     # or cert_file / key_file: a user certificate
+//     limits:                             # caps below what the server advertises
+//     max_nodes_per_read: 100
+//     tags:
+//   - {name: Oven/Temp, node: "nsu=urn:plc:oven;s=Zone1.Temp", deadband: 0.5}
+//   - {name: Oven/Setpoint, node: "ns=3;i=1042", type: float32, writable: true}
+//   - {name: Oven/Level, node: "ns=3;s=Level", deadband_percent: 2}
 //
 // Node ids take every standard form: ns=<index>;i=|s=|g=|b=…, nsu=<URI>;…
 // (resolved against the server's namespace array at every connect, since a

@@ -386,13 +386,13 @@ func TestBrowse(t *testing.T) {
 		typ      drivers.Type
 		writable bool
 	}{
-		"Press/Setpoint":     {drivers.Int32, true},
-		"Press/Counter":      {drivers.Uint32, false},
-		"Types/DoubleArray":  {drivers.ArrayOf(drivers.Float64), false},
-		"Types/Base":         {drivers.Float64, false},
-		"Types/Enum":         {drivers.Int32, false},
-		"Load/c0000":         {drivers.Uint32, false},
-		"Load/c9999":         {drivers.Uint32, false},
+		"Press/Setpoint":      {drivers.Int32, true},
+		"Press/Counter":       {drivers.Uint32, false},
+		"Types/DoubleArray":   {drivers.ArrayOf(drivers.Float64), false},
+		"Types/Base":          {drivers.Float64, false},
+		"Types/Enum":          {drivers.Int32, false},
+		"Load/c0000":          {drivers.Uint32, false},
+		"Load/c9999":          {drivers.Uint32, false},
 		"Types/LocalizedText": {drivers.String, false},
 	}
 	for name, w := range want {
