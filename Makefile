@@ -23,6 +23,7 @@ test:
 	go vet ./...
 	go vet -tags demo ./cmd/edgeagent
 	go test -race -count=1 -timeout 15m ./...
+	go test -race -count=1 -tags demo -run Demo ./cmd/edgeagent
 	$(MAKE) --no-print-directory test-32bit
 
 test-32bit:

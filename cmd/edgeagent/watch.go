@@ -80,12 +80,14 @@ func (p *printer) print(topic string, payload []byte) {
 	if t.Type == sparkplug.NBIRTH {
 		p.aliases[node], p.types[node] = map[uint64]string{}, map[uint64]sparkplug.DataType{}
 	}
+	names := make([]string, len(pl.Metrics))
 	seq := "      "
 	if pl.HasSeq {
 		seq = fmt.Sprintf("seq=%-3d", pl.Seq)
 	}
 	var b strings.Builder
 	hist := 0
+	var histFrom, histTo uint64
 	for i := range pl.Metrics {
 		m := &pl.Metrics[i]
 		if m.HasAlias && (t.Type == sparkplug.NBIRTH || t.Type == sparkplug.DBIRTH) && p.aliases[node] != nil {
@@ -105,7 +107,12 @@ func (p *printer) print(topic string, payload []byte) {
 		}
 		if m.Historical {
 			hist++
+			if histFrom == 0 || m.Timestamp < histFrom {
+				histFrom = m.Timestamp
+			}
+			histTo = max(histTo, m.Timestamp)
 		}
+		names[i] = name
 		if i < 6 {
 			if i > 0 {
 				b.WriteString(", ")
@@ -118,8 +125,39 @@ func (p *printer) print(topic string, payload []byte) {
 	if len(pl.Metrics) > 6 {
 		fmt.Fprintf(&b, ", … +%d more", len(pl.Metrics)-6)
 	}
-	if hist > 0 {
-		fmt.Fprintf(&b, "  [%d historical]", hist)
+	switch {
+	case hist > 0 && hist == len(pl.Metrics):
+		// A replay sends many samples per tag: count them instead.
+		b.Reset()
+		fmt.Fprintf(&b, "%d historical metrics (is_historical), timestamped %s to %s: %s",
+			hist, clockMs(histFrom), clockMs(histTo), countNames(names))
+	case hist > 0:
+		fmt.Fprintf(&b, "  [%d historical, timestamped %s to %s]", hist, clockMs(histFrom), clockMs(histTo))
 	}
 	fmt.Fprintf(p.out, "%s  %-7s %-34s %s %s\n", now, t.Type, where, seq, b.String())
+}
+
+// clockMs formats a Sparkplug timestamp (UTC ms) in local time, as the
+// lines are stamped.
+func clockMs(ms uint64) string { return time.UnixMilli(int64(ms)).Format("15:04:05.000") }
+
+// countNames lists names with how often each occurs, in first-seen order:
+// "speed ×19, torque ×19".
+func countNames(names []string) string {
+	var order []string
+	n := map[string]int{}
+	for _, name := range names {
+		if n[name] == 0 {
+			order = append(order, name)
+		}
+		n[name]++
+	}
+	var b strings.Builder
+	for i, name := range order {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s ×%d", name, n[name])
+	}
+	return b.String()
 }
