@@ -249,3 +249,65 @@ func TestNodeOPCUAStall(t *testing.T) {
 		t.Fatal("Subscribe did not notice the stall within 15s")
 	}
 }
+
+// The server applies the tags' deadbands (gopcua's server ignores them):
+// an absolute one in raw units (the tag's scale undone) and a percent one
+// of the node's EURange (Temperature: -50..150, so 5 % is 10).
+func TestNodeOPCUADeadbands(t *testing.T) {
+	s := testutil.StartNodeOPCUA(t, testutil.NodeOPCUAOptions{Counters: 1, Limits: map[string]int{"minSupportedSampleRate": 0}})
+	for _, c := range []struct{ name, keys string }{
+		{"absolute", "deadband: 5, scale: 0.5"}, // 5 engineering units = 10 raw
+		{"percent", "deadband_percent: 5"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s.Set("Temperature", "20")
+			d := nodeDriver(t, t.TempDir(), fmt.Sprintf("endpoint: %s\npublishing_interval: 50ms\ntags:\n  - {name: temp, node: \"nsu=%s;s=Temperature\", sampling_interval: 0s, %s}\n", s.URL(), s.NamespaceURI(), c.keys))
+			connect(t, d)
+			read(t, d)
+			run := startSubscribe(d)
+			defer run.cancel()
+			var got []float64
+			select { // the value at subscribe time
+			case b := <-run.out:
+				for _, smp := range b {
+					got = append(got, smp.Value.Float())
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("no initial notification")
+			}
+			for _, v := range []string{"24", "27", "29.5", "31", "33"} { // 4, 7, 9.5 under 10; 11 over; then 2 from 31
+				s.Set("Temperature", v)
+				time.Sleep(150 * time.Millisecond)
+			}
+			time.Sleep(500 * time.Millisecond)
+			for len(run.out) > 0 {
+				for _, smp := range <-run.out {
+					got = append(got, smp.Value.Float())
+				}
+			}
+			// The first notification is the value at subscribe time.
+			if len(got) != 2 || got[0] != 20 || got[1] != 31 {
+				t.Errorf("%s deadband delivered %v, want the initial 20 and then 31 alone", c.name, got)
+			}
+		})
+	}
+}
+
+// Browse honours a small MaxNodesPerBrowse and still finds every node.
+func TestNodeOPCUABrowseLimits(t *testing.T) {
+	s := testutil.StartNodeOPCUA(t, testutil.NodeOPCUAOptions{Counters: 25, Limits: map[string]int{"maxNodesPerBrowse": 2, "maxNodesPerRead": 5}})
+	d := nodeDriver(t, t.TempDir(), fmt.Sprintf("endpoint: %s\ntags:\n  - {name: x, node: \"nsu=%s;s=Counter0000\"}\n", s.URL(), s.NamespaceURI()))
+	b, err := opcua.Browse(context.Background(), d, opcua.BrowseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, v := range b.Variables {
+		if strings.Contains(v.Node, ";s=Counter") {
+			n++
+		}
+	}
+	if n != 25 {
+		t.Errorf("browsed %d of the 25 counters (%d variables in all)", n, len(b.Variables))
+	}
+}
