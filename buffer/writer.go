@@ -558,7 +558,7 @@ func (b *Buffer) maxPages() int64 {
 // bytes, two of which always share a page, so a page of records holds
 // about pageSize bytes of them, and every allocation is a single page.
 func (b *Buffer) pagesNeeded(reqs []*request) (pages, accountedBytes int64) {
-	var bytes int64
+	var bytes, rewrites int64
 	add := func(size int) {
 		bytes += int64(size) + int64(entryCount(size))*(RecordOverhead+2)
 	}
@@ -571,6 +571,10 @@ func (b *Buffer) pagesNeeded(reqs []*request) (pages, accountedBytes int64) {
 			}
 		case opExtra:
 			add(len(r.key) + len(r.val))
+		case opAck:
+			// Deleting a range rewrites the leaves at its two ends and
+			// the branches above them.
+			rewrites += ackRewritePages
 		}
 	}
 	for _, m := range b.st.mem {
@@ -580,8 +584,16 @@ func (b *Buffer) pagesNeeded(reqs []*request) (pages, accountedBytes int64) {
 		return 0, 0
 	}
 	per := int64(pageSize - 16)
-	return (bytes+per-1)/per + txOverheadPages, accountedBytes
+	return (bytes+per-1)/per + txOverheadPages + rewrites, accountedBytes
 }
+
+// maxPendingWaits bounds how many times (a millisecond each) makeRoom
+// waits for a reader to release freed pages before it drops records.
+const maxPendingWaits = 3
+
+// ackRewritePages is what deleting one range of records rewrites: a leaf
+// at each end and a path of branches above each.
+const ackRewritePages = 8
 
 // reservePages is kept free (or growable) beyond any transaction's need:
 // dropping the oldest records rewrites the leaves and branches next to
@@ -610,7 +622,8 @@ func (b *Buffer) makeRoom(reqs []*request) (dropped uint64, droppedBytes int64) 
 		return 0, 0
 	}
 	need += reservePages
-	for range 50 {
+	waited := 0
+	for range 200 {
 		hw, free := b.pageState()
 		over := hw + max(0, need-free) - b.maxPages()
 		// The accounted cap too, so the transaction itself does not drop
@@ -619,9 +632,12 @@ func (b *Buffer) makeRoom(reqs []*request) (dropped uint64, droppedBytes int64) 
 		if over <= 0 && overBytes <= 0 {
 			return dropped, droppedBytes
 		}
-		if st := b.db.Stats(); st.PendingPageN > 0 && st.OpenTxN > 0 {
+		if st := b.db.Stats(); st.PendingPageN > 0 && st.OpenTxN > 0 && waited < maxPendingWaits {
 			// Freed pages a reader still holds: they are free as soon
-			// as it ends (reads are short).
+			// as it ends (reads are short). A reader that keeps one open
+			// does not keep the bound from holding: then older records
+			// go.
+			waited++
 			time.Sleep(time.Millisecond)
 			continue
 		}
