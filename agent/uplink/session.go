@@ -308,10 +308,11 @@ func (s *session) pump() (more bool, err error) {
 	if !s.histDone {
 		s.refill()
 		if s.tokens >= 1 {
-			// A batch of records whatever the tokens: records of
-			// interleaved devices merge into fewer, fuller messages, and
-			// the messages sent are paid for after (tokens may go below
-			// zero; the next batch waits until they are back to one).
+			// A batch of records at a time: records of interleaved
+			// devices merge into fewer, fuller messages. Publishing stops
+			// where the messages sent use up the tokens, so the rate holds
+			// within a pump, not only on average; the last message may
+			// overdraw them (the next pump waits until they are back).
 			recs, err := u.reader.Peek(s.hist, batch, 8<<20)
 			if err != nil {
 				return false, fmt.Errorf("reading buffer: %w", err)
@@ -320,8 +321,13 @@ func (s *session) pump() (more bool, err error) {
 			// Interleaved records of several devices fill a DDATA each,
 			// so history goes out in full messages whatever the layout.
 			s.maxFilling = maxFillingHistory
+			done := len(recs) == 0
 			for _, r := range recs {
 				if r.Seq > s.w {
+					done = true
+					break
+				}
+				if float64(s.dataMsg-before) >= s.tokens {
 					break
 				}
 				s.publishRecord(r, true)
@@ -329,7 +335,7 @@ func (s *session) pump() (more bool, err error) {
 			}
 			s.flushAll()
 			s.tokens -= float64(max(s.dataMsg-before, 1))
-			if len(recs) == 0 || recs[len(recs)-1].Seq >= s.w || s.hist >= s.w {
+			if done || s.hist >= s.w {
 				s.finishHistory()
 			}
 		}
