@@ -50,7 +50,8 @@ type session struct {
 	live     uint64 // last record published live
 	hist     uint64 // last history record published
 	histDone bool
-	ackLive  uint64 // live records proven up to here
+	histRecs []buffer.Record // read, not yet published (valid until the next read of histReader)
+	ackLive  uint64          // live records proven up to here
 	ackHist  uint64
 	pending  int // receipts in flight
 	sent     bool
@@ -313,29 +314,39 @@ func (s *session) pump() (more bool, err error) {
 			// where the messages sent use up the tokens, so the rate holds
 			// within a pump, not only on average; the last message may
 			// overdraw them (the next pump waits until they are back).
-			recs, err := u.reader.Peek(s.hist, batch, 8<<20)
-			if err != nil {
-				return false, fmt.Errorf("reading buffer: %w", err)
+			// What the tokens did not cover waits in histRecs: reading
+			// the batch again for each pump would cost a read of up to
+			// 256 records for the few messages a pump may send.
+			if len(s.histRecs) == 0 {
+				recs, err := u.histReader.Peek(s.hist, batch, 8<<20)
+				if err != nil {
+					return false, fmt.Errorf("reading buffer: %w", err)
+				}
+				s.histRecs = recs
+				if len(recs) == 0 {
+					s.finishHistory()
+				}
 			}
 			before := s.dataMsg
 			// Interleaved records of several devices fill a DDATA each,
 			// so history goes out in full messages whatever the layout.
 			s.maxFilling = maxFillingHistory
-			done := len(recs) == 0
-			for _, r := range recs {
+			for len(s.histRecs) > 0 && !s.histDone {
+				r := &s.histRecs[0]
 				if r.Seq > s.w {
-					done = true
+					s.finishHistory()
 					break
 				}
 				if float64(s.dataMsg-before) >= s.tokens {
 					break
 				}
-				s.publishRecord(r, true)
+				s.publishRecord(*r, true)
 				s.hist = r.Seq
+				s.histRecs = s.histRecs[1:]
 			}
 			s.flushAll()
 			s.tokens -= float64(max(s.dataMsg-before, 1))
-			if done || s.hist >= s.w {
+			if !s.histDone && s.hist >= s.w {
 				s.finishHistory()
 			}
 		}
@@ -355,10 +366,14 @@ func (s *session) refill() {
 }
 
 func (s *session) nextTokenIn() time.Duration {
-	if s.tokens >= 1 {
+	// Wait for a burst worth a pump (5 ms of the rate), not for each
+	// token: a wake-up per message would cost more than the message.
+	rate := float64(s.u.cfg.Buffer.ReplayRate)
+	want := max(1, rate/200)
+	if s.tokens >= want {
 		return 0
 	}
-	return time.Duration((1 - s.tokens) / float64(s.u.cfg.Buffer.ReplayRate) * float64(time.Second))
+	return time.Duration((want - s.tokens) / rate * float64(time.Second))
 }
 
 // finishHistory ends replay: devices born only to carry their history
@@ -366,6 +381,7 @@ func (s *session) nextTokenIn() time.Duration {
 func (s *session) finishHistory() {
 	s.histDone = true
 	s.hist = s.w
+	s.histRecs = nil
 	for _, ds := range s.order {
 		ds.table = nil
 	}

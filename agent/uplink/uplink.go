@@ -74,16 +74,19 @@ type Uplink struct {
 	wake    chan struct{}  // Update → Run
 
 	// Owned by Run.
-	cfg      *config.Config // the settings in force
-	devs     []Device       // the newest device set taken
-	bd       bdSeqStore
-	heart    *health.Heart
-	hostTS   map[string]uint64 // newest STATE timestamp seen, per server
-	acks     *acker
-	reader   *buffer.Reader // records are published before the next read
-	rec      record.Record
-	payloads payloadRing
-	gen      uint64
+	cfg    *config.Config // the settings in force
+	devs   []Device       // the newest device set taken
+	bd     bdSeqStore
+	heart  *health.Heart
+	hostTS map[string]uint64 // newest STATE timestamp seen, per server
+	acks   *acker
+	reader *buffer.Reader // live records; published before the next read
+	// histReader reads history; a session keeps part of what it read
+	// across pumps, so live reads must not reuse its memory.
+	histReader *buffer.Reader
+	rec        record.Record
+	payloads   payloadRing
+	gen        uint64
 
 	stats stats
 	// drainBy (Unix ns) is set before shutdown: publish what is stored
@@ -142,7 +145,7 @@ func New(cfg *config.Config, buf *buffer.Buffer, store Store, devs []Device, mon
 		log: log, buf: buf, store: store, mon: mon, now: time.Now,
 		cfg: cfg, devs: devs,
 		bd:     bdSeqStore{path: filepath.Join(cfg.StateDir, "bdseq")},
-		hostTS: map[string]uint64{}, reader: buf.NewReader(), wake: make(chan struct{}, 1),
+		hostTS: map[string]uint64{}, reader: buf.NewReader(), histReader: buf.NewReader(), wake: make(chan struct{}, 1),
 	}
 }
 
