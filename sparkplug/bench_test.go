@@ -70,3 +70,25 @@ func BenchmarkDecode(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(ms))*float64(b.N)/b.Elapsed().Seconds(), "metrics/s")
 }
+
+// BenchmarkAppendTemplate encodes a DDATA whose one metric is a template
+// instance of 1000 members, as a device published as a UDT instance sends
+// it: the template into a reused buffer, then the payload.
+func BenchmarkAppendTemplate(b *testing.B) {
+	ms := benchMetrics(1000)
+	for i := range ms {
+		ms[i].HasAlias = false
+	}
+	t := &Template{Ref: "Line", Metrics: ms}
+	tb := AppendTemplate(nil, t)
+	m := []Metric{{Alias: 1, HasAlias: true, Timestamp: 1700000000000, Type: TypeTemplate, Bytes: tb}}
+	buf := AppendData(nil, 1, 1, m)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(buf)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		m[0].Bytes = AppendTemplate(m[0].Bytes[:0], t)
+		buf = AppendData(buf[:0], 1700000000000, uint64(i%256), m)
+	}
+	b.ReportMetric(float64(len(ms))*float64(b.N)/b.Elapsed().Seconds(), "members/s")
+}

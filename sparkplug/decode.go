@@ -39,14 +39,18 @@ func Decode(b []byte) (*Payload, error) {
 	}
 	for i, pm := range pb.Metrics {
 		if err := decodeMetric(&p.Metrics[i], pm); err != nil {
-			id := fmt.Sprintf("%q", pm.GetName())
-			if pm.Name == nil {
-				id = fmt.Sprintf("alias %d", pm.GetAlias())
-			}
-			return nil, fmt.Errorf("decoding sparkplug payload: metric %d (%s): %w", i, id, err)
+			return nil, fmt.Errorf("decoding sparkplug payload: metric %d (%s): %w", i, metricID(pm), err)
 		}
 	}
 	return p, nil
+}
+
+// metricID names a metric in errors: its quoted name, or its alias.
+func metricID(pm *sparkplugpb.Payload_Metric) string {
+	if pm.Name == nil {
+		return fmt.Sprintf("alias %d", pm.GetAlias())
+	}
+	return fmt.Sprintf("%q", pm.GetName())
 }
 
 func decodeMetric(m *Metric, pm *sparkplugpb.Payload_Metric) error {

@@ -28,7 +28,8 @@
 // and the array types (already packed little-endian by the caller) in
 // bytes_value. Integers wider than the type are truncated to its width. A
 // DataSet or Template metric carries its already serialised DataSet or
-// Template message in Bytes. A Null metric has is_null set and no value.
+// Template message in Bytes (see Templates). A Null metric has is_null set
+// and no value.
 // Metric timestamps are written when non-zero. Properties are written as
 // parallel key and value arrays, each PropertyValue with its type. MetaData
 // is neither written nor decoded.
@@ -46,4 +47,30 @@
 // NDATA/DDATA and commands normally omit the datatype: Decode then keeps the
 // raw field (Metric.Kind says which) and the caller completes the metric with
 // Resolve and the type from the BIRTH.
+//
+// # Templates
+//
+// A Template (a UDT) travels as a metric of TypeTemplate whose Bytes is the
+// serialised Payload.Template message: AppendTemplate writes it (by hand,
+// like the payload encoders), DecodeTemplate reads it back, and both payload
+// encoders and Decode carry it opaquely, so a template metric follows the
+// same name/alias/datatype rules as any other. A device sharing a tag map
+// with others is published as:
+//
+//	NBIRTH  the definition: metric named after the template (e.g. "Press"),
+//	        IsDefinition, no Ref, every member with its default value, every
+//	        parameter (with its default, or Null)
+//	DBIRTH  an instance: IsDefinition false, Ref "Press", every member
+//	DDATA   an instance with only the changed members
+//
+// Members carry their name, never an alias, and their datatype in every
+// message type, DATA included: hosts keep no alias or type table for members,
+// so the spec's "datatype SHOULD NOT be sent in DATA" is applied to the
+// template metric only. Template.Validate checks the rules that need no
+// other message. In DATA the template metric arrives without a datatype, so
+// Decode returns it with Type TypeUnknown and Kind KindTemplate; its Bytes
+// decode with DecodeTemplate all the same. Members that carry a datatype
+// (ours always do) come back resolved, others raw, for Resolve with the
+// definition's member type; a member that is itself a template comes back
+// as Bytes, for another DecodeTemplate.
 package sparkplug

@@ -30,6 +30,16 @@ const (
 	fPropType   protowire.Number = 1
 	fPropNull   protowire.Number = 2
 	fPropValue0 protowire.Number = 2 // + ValueKind, KindInt..KindString only
+
+	fTemplateVersion    protowire.Number = 1
+	fTemplateMetrics    protowire.Number = 2 // = fPayloadMetrics, so appendMetric serves both
+	fTemplateParameters protowire.Number = 3
+	fTemplateRef        protowire.Number = 4
+	fTemplateIsDef      protowire.Number = 5
+
+	fParamName   protowire.Number = 1
+	fParamType   protowire.Number = 2
+	fParamValue0 protowire.Number = 2 // + ValueKind, KindInt..KindString only
 )
 
 // mode selects which metric fields a message type carries.
@@ -40,6 +50,7 @@ const (
 	modeData                // alias if any, else name; no datatype
 	modeCommand             // alias if any, else name; datatype
 	modeRaw                 // whatever is set: name if non-empty, datatype if known
+	modeMember              // template member: name, never an alias, datatype if known
 )
 
 // AppendBirth appends an NBIRTH or DBIRTH payload: timestamp, every metric
@@ -113,7 +124,7 @@ func appendMetrics(b []byte, ms []Metric, md mode) []byte {
 
 func appendMetric(b []byte, m *Metric, md mode) []byte {
 	b, start := openMessage(b, fPayloadMetrics)
-	name := !m.HasAlias || md == modeBirth
+	name := !m.HasAlias || md == modeBirth || md == modeMember
 	if md == modeRaw {
 		name = m.Name != ""
 	}
@@ -121,13 +132,13 @@ func appendMetric(b []byte, m *Metric, md mode) []byte {
 		b = protowire.AppendTag(b, fMetricName, protowire.BytesType)
 		b = protowire.AppendString(b, m.Name)
 	}
-	if m.HasAlias {
+	if m.HasAlias && md != modeMember {
 		b = appendVarintField(b, fMetricAlias, m.Alias)
 	}
 	if m.Timestamp != 0 {
 		b = appendVarintField(b, fMetricTimestamp, m.Timestamp)
 	}
-	if md == modeBirth || md == modeCommand || md == modeRaw && m.Type != TypeUnknown {
+	if md == modeBirth || md == modeCommand || (md == modeRaw || md == modeMember) && m.Type != TypeUnknown {
 		b = appendVarintField(b, fMetricDatatype, uint64(m.Type))
 	}
 	if m.Historical {

@@ -17,3 +17,7 @@ var ErrTypeMismatch = errors.New("value does not match datatype")
 // ErrLegacyState means a STATE payload is the Sparkplug 2.2 plain "ONLINE" or
 // "OFFLINE" string, replaced in 3.0 by JSON.
 var ErrLegacyState = errors.New(`legacy Sparkplug 2.2 "ONLINE"/"OFFLINE" STATE payload (Sparkplug 3.0 hosts send {"online":bool,"timestamp":ms})`)
+
+// ErrInvalidTemplate means a Template breaks a rule of Sparkplug 3.0 ch.6
+// §Template (see Template.Validate).
+var ErrInvalidTemplate = errors.New("invalid Sparkplug template")

@@ -2,6 +2,7 @@ package sparkplug
 
 import (
 	"bytes"
+	"math"
 	"testing"
 	"unicode/utf8"
 
@@ -23,6 +24,8 @@ func FuzzDecode(f *testing.F) {
 		{Alias: proto.Uint64(3), Value: &pb.Payload_Metric_ExtensionValue{ExtensionValue: &pb.Payload_Metric_MetricValueExtension{}}},
 		{Alias: proto.Uint64(4), Value: &pb.Payload_Metric_DatasetValue{DatasetValue: mustUnmarshalDataSet()}},
 	}}))
+	f.Add(AppendBirth(nil, 1, 0, []Metric{{Name: "Press", Type: TypeTemplate, Bytes: AppendTemplate(nil, fuzzPress())}}))
+	f.Add(AppendData(nil, 1, 3, []Metric{{Alias: 1, HasAlias: true, Type: TypeTemplate, Bytes: templateBytes}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := Decode(b)
 		if err != nil {
@@ -49,6 +52,78 @@ func FuzzDecode(f *testing.F) {
 			_ = m.ValueString()
 		}
 		if b3 := appendPayload(nil, p2); !bytes.Equal(b2, b3) {
+			t.Fatalf("encoding is not stable:\n%x\n%x", b2, b3)
+		}
+	})
+}
+
+// fuzzPress is pressDefinition without its 20 kB text member, a seed small
+// enough for the fuzzer to mutate quickly.
+func fuzzPress() *Template {
+	t := pressDefinition()
+	ms := t.Metrics[:0]
+	for _, m := range t.Metrics {
+		if len(m.Str) < 1000 {
+			ms = append(ms, m)
+		}
+	}
+	t.Metrics = ms
+	return t
+}
+
+// FuzzDecodeTemplate feeds DecodeTemplate, Validate and ValueString arbitrary
+// bytes: none may panic, and what decodes re-encodes with AppendTemplate to
+// a template that decodes the same.
+func FuzzDecodeTemplate(f *testing.F) {
+	f.Add([]byte{})
+	f.Add([]byte{0xff, 0xff})
+	f.Add(AppendTemplate(nil, fuzzPress()))
+	f.Add(AppendTemplate(nil, &Template{Ref: "Press", Metrics: memberMetrics()[:3]}))
+	f.Add(templateBytes)
+	f.Add(mustMarshal(f, &pb.Payload_Template{Metrics: []*pb.Payload_Metric{
+		{Name: proto.String("raw"), Alias: proto.Uint64(2), Value: &pb.Payload_Metric_LongValue{LongValue: 7}},
+		{Name: proto.String("t"), Datatype: proto.Uint32(19), Value: &pb.Payload_Metric_TemplateValue{TemplateValue: mustUnmarshalTemplate()}},
+	}, Parameters: []*pb.Payload_Template_Parameter{
+		{Name: proto.String("u32"), Type: proto.Uint32(7), Value: &pb.Payload_Template_Parameter_LongValue{LongValue: 7}},
+		{Name: proto.String("none"), Type: proto.Uint32(3)},
+	}}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_ = (&Metric{Type: TypeTemplate, Bytes: b}).ValueString()
+		tm, err := DecodeTemplate(b)
+		if err != nil {
+			return
+		}
+		_ = tm.Validate()
+		b2 := AppendTemplate(nil, tm)
+		tm2, err := DecodeTemplate(b2)
+		if err != nil {
+			t.Fatalf("re-encoded template does not decode: %v\nin  %x\nout %x", err, b, b2)
+		}
+		if tm.Version != tm2.Version || tm.Ref != tm2.Ref || tm.IsDefinition != tm2.IsDefinition ||
+			len(tm.Metrics) != len(tm2.Metrics) || len(tm.Parameters) != len(tm2.Parameters) {
+			t.Fatalf("template changed:\n%+v\n%+v", tm, tm2)
+		}
+		for i := range tm.Metrics {
+			m := tm.Metrics[i]
+			m.Alias, m.HasAlias = 0, false // members are written without alias
+			if m.Type != TypeUnknown && !m.Null {
+				m.Kind = m.Type.kind()
+			}
+			if !metricEqual(m, tm2.Metrics[i]) {
+				t.Fatalf("member %d changed:\n%+v\n%+v", i, m, tm2.Metrics[i])
+			}
+		}
+		for i := range tm.Parameters {
+			p, p2 := tm.Parameters[i], tm2.Parameters[i]
+			if math.Float64bits(p.Float) != math.Float64bits(p2.Float) {
+				t.Fatalf("parameter %d changed:\n%+v\n%+v", i, p, p2)
+			}
+			p.Float, p2.Float = 0, 0
+			if p != p2 {
+				t.Fatalf("parameter %d changed:\n%+v\n%+v", i, p, p2)
+			}
+		}
+		if b3 := AppendTemplate(nil, tm2); !bytes.Equal(b2, b3) {
 			t.Fatalf("encoding is not stable:\n%x\n%x", b2, b3)
 		}
 	})

@@ -49,9 +49,9 @@ type Metric struct {
 	HasAlias bool
 	// Timestamp is the acquisition time in UTC ms; written when non-zero.
 	Timestamp uint64
-	// Type is always set by encoders' callers; it goes on the wire in births
-	// and commands only. Decode leaves it TypeUnknown when the payload had
-	// no datatype (DATA, usually commands); see Resolve.
+	// Type is always set by encoders' callers; it goes on the wire in births,
+	// commands and template members only. Decode leaves it TypeUnknown when
+	// the payload had no datatype (DATA, usually commands); see Resolve.
 	Type                        DataType
 	Historical, Transient, Null bool
 
@@ -166,8 +166,13 @@ func longFits(t DataType, v uint64) bool {
 
 // ValueString formats the value for logs and tools: "null", "true", "-5",
 // "3.25", a quoted string, RFC 3339 with milliseconds for DateTime, 0x-prefixed
-// hex for bytes-carried types. A TypeUnknown metric is formatted by its Kind;
-// with no value at all the result is "".
+// hex for the other bytes-carried types. A template prints on one line as
+// its template_ref ("definition" for a definition), its parameters in
+// parentheses if it has any, and its members in braces, each formatted by
+// ValueString: `Press(line="A"){speed=1.5, count=12, motor=Motor{rpm=1500}}`;
+// templates nested more than 32 deep print as {…}, template bytes that do
+// not decode as hex. A TypeUnknown metric is
+// formatted by its Kind; with no value at all the result is "".
 func (m *Metric) ValueString() string {
 	if m.Null {
 		return "null"
@@ -192,6 +197,8 @@ func (m *Metric) ValueString() string {
 		return strconv.FormatBool(m.Int != 0)
 	case KindString:
 		return strconv.Quote(m.Str)
+	case KindTemplate:
+		return templateString(m.Bytes, 0)
 	case KindNone:
 		return ""
 	}

@@ -146,10 +146,10 @@ func decoded(m Metric) Metric {
 
 func wireMetric(m Metric, wire any, md mode) *pb.Payload_Metric {
 	w := &pb.Payload_Metric{Timestamp: proto.Uint64(m.Timestamp)}
-	if md == modeBirth || !m.HasAlias {
+	if md == modeBirth || md == modeMember || !m.HasAlias {
 		w.Name = proto.String(m.Name)
 	}
-	if m.HasAlias {
+	if m.HasAlias && md != modeMember {
 		w.Alias = proto.Uint64(m.Alias)
 	}
 	if md != modeData {
