@@ -69,6 +69,15 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 		a.devs = append(a.devs, a.newDevice(dc))
 	}
 	a.up = uplink.New(cfg, buf, a.store, a.views(), a.mon, a.uplinkLog(cfg))
+	a.up.SetNodeInfo(func() uplink.NodeInfo {
+		info := uplink.NodeInfo{SamplesLost: a.store.Failed()}
+		a.mu.Lock()
+		for _, d := range a.devs {
+			info.WritesFailed += d.scan.WritesFailed()
+		}
+		a.mu.Unlock()
+		return info
+	})
 	return a, nil
 }
 

@@ -20,6 +20,7 @@ type Stats struct {
 	Connects, Rebirths uint64
 	CommandsRefused    uint64
 	WritesFailed       uint64
+	DevicesOnline      int
 	Reloads            map[string]uint64 // by result
 	Buffer             buffer.Stats
 }
@@ -39,6 +40,9 @@ func (a *Agent) Stats() Stats {
 	a.mu.Lock()
 	for _, d := range a.devs {
 		s.WritesFailed += d.scan.WritesFailed()
+		if d.scan.Online() {
+			s.DevicesOnline++
+		}
 	}
 	a.mu.Unlock()
 	return s

@@ -52,8 +52,12 @@ type MQTTConfig struct {
 	// connection attempts.
 	ReconnectMin Duration `yaml:"reconnect_min"`
 	ReconnectMax Duration `yaml:"reconnect_max"`
-	// PrimaryHostID enables Sparkplug 3.0 STATE awareness.
+	// PrimaryHostID enables Primary Host STATE awareness.
 	PrimaryHostID string `yaml:"primary_host_id"`
+	// PrimaryHostVersion is the Sparkplug version the primary host's
+	// STATE speaks: "3.0" (spBv1.0/STATE/<id>, JSON with a timestamp) or
+	// "2.2" (STATE/<id>, the strings ONLINE and OFFLINE).
+	PrimaryHostVersion string `yaml:"primary_host_version"`
 	// PrimaryHostTimeout is how long to wait on a server for the primary
 	// host's online STATE before trying the next server.
 	PrimaryHostTimeout Duration `yaml:"primary_host_timeout"`

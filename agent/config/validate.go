@@ -102,6 +102,11 @@ func (v *validator) mqtt(m *MQTTConfig) {
 			v.d.errAt(n, key, "scheme %q is not one of tcp, ssl, ws, wss", u.Scheme)
 		}
 	}
+	switch m.PrimaryHostVersion {
+	case "", "3.0", "2.2":
+	default:
+		v.fail([]string{"mqtt", "primary_host_version"}, "must be 3.0 or 2.2 (the Sparkplug version of the host's STATE), got %q", m.PrimaryHostVersion)
+	}
 	if m.PrimaryHostID != "" {
 		v.id([]string{"mqtt", "primary_host_id"}, "primary_host_id", m.PrimaryHostID)
 	}

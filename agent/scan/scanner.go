@@ -86,6 +86,7 @@ type writeReq struct {
 	ctx   context.Context // of the MQTT session the command came on
 	tag   int
 	value drivers.Value // engineering units, typed as the tag's published type
+	topic string        // the command's, for the audit line
 }
 
 // writeQueue bounds the writes waiting for one device.
@@ -201,7 +202,7 @@ func (s *Scanner) WritesFailed() uint64 { return s.writesFailed.Load() }
 // value that does not fit the tag (type, range). ctx is the session the
 // command arrived on: once it has ended the write is dropped instead of
 // applied.
-func (s *Scanner) Write(ctx context.Context, tag int, v drivers.Value) error {
+func (s *Scanner) Write(ctx context.Context, tag int, v drivers.Value, topic string) error {
 	tags := s.Tags()
 	if tag < 0 || tag >= len(tags) {
 		return fmt.Errorf("no tag %d", tag)
@@ -217,7 +218,7 @@ func (s *Scanner) Write(ctx context.Context, tag int, v drivers.Value) error {
 		return ErrOffline
 	}
 	select {
-	case s.writes <- writeReq{ctx: ctx, tag: tag, value: v}:
+	case s.writes <- writeReq{ctx: ctx, tag: tag, value: v, topic: topic}:
 		return nil
 	default:
 		return ErrWriteQueueFull

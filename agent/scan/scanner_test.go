@@ -198,29 +198,29 @@ func TestPollPath(t *testing.T) {
 func TestWrites(t *testing.T) {
 	r := newRig(t, true, `{name: sp, type: int32, writable: true}, {name: ro, type: int32}, {name: scaled, type: int16, scale: 0.1, writable: true}`)
 	ctx := context.Background()
-	if err := r.s.Write(ctx, 0, drivers.IntValue(drivers.Int64, 1)); !errors.Is(err, ErrOffline) {
+	if err := r.s.Write(ctx, 0, drivers.IntValue(drivers.Int64, 1), "spBv1.0/plant/DCMD/edge1/plc1"); !errors.Is(err, ErrOffline) {
 		t.Errorf("write while offline: %v, want ErrOffline", err)
 	}
 	r.start()
 	r.next()
 	waitFor(t, r.s.Online)
 	for i := range 50 {
-		if err := r.s.Write(ctx, 0, drivers.IntValue(drivers.Int64, int64(i))); err != nil {
+		if err := r.s.Write(ctx, 0, drivers.IntValue(drivers.Int64, int64(i)), "spBv1.0/plant/DCMD/edge1/plc1"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := r.s.Write(ctx, 1, drivers.IntValue(drivers.Int64, 1)); !errors.Is(err, drivers.ErrNotWritable) {
+	if err := r.s.Write(ctx, 1, drivers.IntValue(drivers.Int64, 1), "spBv1.0/plant/DCMD/edge1/plc1"); !errors.Is(err, drivers.ErrNotWritable) {
 		t.Errorf("write to a read-only tag: %v", err)
 	}
-	if err := r.s.Write(ctx, 2, drivers.FloatValue(drivers.Float64, 1e9)); err == nil {
+	if err := r.s.Write(ctx, 2, drivers.FloatValue(drivers.Float64, 1e9), "spBv1.0/plant/DCMD/edge1/plc1"); err == nil {
 		t.Error("write out of range accepted")
 	}
-	if err := r.s.Write(ctx, 2, drivers.FloatValue(drivers.Float64, 21.5)); err != nil {
+	if err := r.s.Write(ctx, 2, drivers.FloatValue(drivers.Float64, 21.5), "spBv1.0/plant/DCMD/edge1/plc1"); err != nil {
 		t.Fatal(err)
 	}
 	gone, cancel := context.WithCancel(ctx)
 	cancel()
-	if err := r.s.Write(gone, 0, drivers.IntValue(drivers.Int64, 999)); err != nil {
+	if err := r.s.Write(gone, 0, drivers.IntValue(drivers.Int64, 999), "spBv1.0/plant/DCMD/edge1/plc1"); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool { return len(r.plc.Writes()) >= 51 })

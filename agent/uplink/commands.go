@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"math"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -149,14 +151,15 @@ func (s *session) handleInbox() error {
 // logged with what and why; they never stop the session. It returns an
 // error only to end the session (primary host offline).
 func (s *session) onMessage(msg mqtt.Message) error {
+	if msg.Topic() == s.topics.state {
+		return s.onState(msg.Payload())
+	}
 	t, err := sparkplug.ParseTopic(msg.Topic())
 	if err != nil {
 		s.refuse("unparseable topic", "topic", msg.Topic(), "err", err)
 		return nil
 	}
 	switch t.Type {
-	case sparkplug.STATE:
-		return s.onState(msg.Payload())
 	case sparkplug.NCMD:
 		p, err := sparkplug.Decode(msg.Payload())
 		if err != nil {
@@ -165,7 +168,8 @@ func (s *session) onMessage(msg mqtt.Message) error {
 		}
 		for k := range p.Metrics {
 			m := &p.Metrics[k]
-			if m.Name == sparkplug.MetricRebirth {
+			switch {
+			case m.Name == sparkplug.MetricRebirth:
 				if m.Type != sparkplug.TypeUnknown && m.Type != sparkplug.TypeBoolean {
 					s.refuse("rebirth with a non-boolean datatype", "datatype", m.Type)
 					continue
@@ -173,9 +177,18 @@ func (s *session) onMessage(msg mqtt.Message) error {
 				if m.Int != 0 {
 					s.rebirth()
 				}
-				continue
+			case m.Name == MetricNextServer || m.Name == "" && m.HasAlias && m.Alias == firstNodeAlias && s.cfg.Node.UseAliases():
+				if m.Type != sparkplug.TypeUnknown && m.Type != sparkplug.TypeBoolean {
+					s.refuse("next server with a non-boolean datatype", "datatype", m.Type)
+					continue
+				}
+				if m.Int != 0 {
+					s.u.log.Info("the host asks the node to move to the next server", "server", s.server)
+					return errNextServer
+				}
+			default:
+				s.refuse("unknown node command", "metric", m.Name, "alias", m.Alias)
 			}
-			s.refuse("unknown node command", "metric", m.Name, "alias", m.Alias)
 		}
 	case sparkplug.DCMD:
 		ds, ok := s.devs[t.Device]
@@ -194,7 +207,7 @@ func (s *session) onMessage(msg mqtt.Message) error {
 			return nil
 		}
 		for k := range p.Metrics {
-			s.command(ds, &p.Metrics[k])
+			s.command(ds, &p.Metrics[k], msg.Topic())
 		}
 	default:
 		s.refuse("unexpected message type", "topic", msg.Topic())
@@ -207,11 +220,24 @@ func (s *session) refuse(msg string, args ...any) {
 	s.u.log.Warn("command refused: "+msg, args...)
 }
 
+// rebirthHold is how soon after a rebirth another request is taken as
+// part of the same burst.
+const rebirthHold = time.Second
+
 // rebirth answers an NCMD Rebirth: no data in between (this goroutine is
 // the only publisher), same bdSeq, seq from 0, births from the devices'
 // state now (a new mark). Stored records not yet published are older than
 // what the births carry: they follow as history.
 func (s *session) rebirth() {
+	now := s.u.now()
+	if now.Sub(s.rebirthAt) < rebirthHold {
+		// A burst (a host asking again before it saw the births it
+		// asked for, or several hosts at once): the births just sent
+		// answer it.
+		s.u.log.Debug("rebirth request answered by the births just sent")
+		return
+	}
+	s.rebirthAt = now
 	s.u.stats.rebirths.Add(1)
 	s.u.log.Info("rebirth requested by host")
 	s.flushAll()
@@ -225,8 +251,8 @@ func (s *session) rebirth() {
 	}
 }
 
-// command applies one DCMD metric to a device.
-func (s *session) command(ds *devState, m *sparkplug.Metric) {
+// command applies one DCMD metric, which came on topic, to a device.
+func (s *session) command(ds *devState, m *sparkplug.Metric, topic string) {
 	d := ds.dev
 	tags := d.Tags()
 	j := -1
@@ -257,15 +283,32 @@ func (s *session) command(ds *devState, m *sparkplug.Metric) {
 		s.refuse("DCMD value", "device", d.ID(), "tag", tag.Name, "err", err)
 		return
 	}
-	if err := d.Write(s.ctx, j, v); err != nil {
+	if err := d.Write(s.ctx, j, v, topic); err != nil {
 		s.refuse("DCMD write", "device", d.ID(), "tag", tag.Name, "value", v.String(), "err", err)
 	}
 }
 
-// onState follows Sparkplug 3.0's STATE rules for the primary host.
+// onState follows the STATE rules for the primary host: Sparkplug 3.0's
+// JSON with a timestamp, or 2.2's plain ONLINE and OFFLINE.
 func (s *session) onState(b []byte) error {
 	u := s.u
+	if s.cfg.MQTT.PrimaryHostVersion == "2.2" {
+		// No timestamp: the retained message and the broker's order are
+		// all there is to go by.
+		switch string(bytes.TrimSpace(b)) {
+		case "ONLINE":
+			return s.hostState(true)
+		case "OFFLINE":
+			return s.hostState(false)
+		}
+		u.log.Warn("ignoring unreadable STATE of the primary host: want ONLINE or OFFLINE (Sparkplug 2.2)", "host", s.cfg.MQTT.PrimaryHostID, "payload", printable(b))
+		return nil
+	}
 	st, err := sparkplug.ParseState(b)
+	if errors.Is(err, sparkplug.ErrLegacyState) {
+		u.log.Warn("ignoring a Sparkplug 2.2 STATE on the 3.0 topic; a 2.2 host publishes on STATE/<host_id>: set mqtt.primary_host_version: \"2.2\" for one", "host", s.cfg.MQTT.PrimaryHostID, "err", err)
+		return nil
+	}
 	if err != nil {
 		u.log.Warn("ignoring unreadable STATE of the primary host", "host", s.cfg.MQTT.PrimaryHostID, "err", err)
 		return nil
@@ -277,9 +320,16 @@ func (s *session) onState(b []byte) error {
 		return nil
 	}
 	u.hostTS[s.server] = st.Timestamp
+	return s.hostState(st.Online)
+}
+
+// hostState takes the primary host's new state. Going offline ends the
+// session.
+func (s *session) hostState(online bool) error {
 	was := s.hostUp
-	s.hostUp = st.Online
-	if was && !st.Online {
+	s.hostUp = online
+	if was && !online {
+		u := s.u
 		u.log.Warn("primary host offline; buffering until it returns", "host", s.cfg.MQTT.PrimaryHostID)
 		return errHostOffline
 	}
@@ -306,8 +356,7 @@ func (s *session) waitHost(ctx context.Context) error {
 		case <-s.inbox.ready:
 			msgs, _ := s.inbox.take()
 			for _, msg := range msgs {
-				t, err := sparkplug.ParseTopic(msg.Topic())
-				if err == nil && t.Type == sparkplug.STATE {
+				if msg.Topic() == s.topics.state {
 					s.onState(msg.Payload())
 					continue
 				}
@@ -319,6 +368,14 @@ func (s *session) waitHost(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// printable quotes at most 64 bytes of b for a log line.
+func printable(b []byte) string {
+	if len(b) > 64 {
+		return strconv.Quote(string(b[:64])) + "…"
+	}
+	return strconv.Quote(string(b))
 }
 
 // spType maps a tag's published type to its Sparkplug datatype.

@@ -15,6 +15,7 @@ type devState struct {
 	born     bool   // DBIRTH sent this session
 	histBorn bool   // born only to carry history of an offline device
 	online   bool
+	lostAt   int64 // when it last went offline (Unix ms), as its records say; 0: not known
 	// schema and types are what the device's birth declared (set by
 	// adopt before each birth): records of other schemas are translated
 	// to them.
@@ -41,7 +42,7 @@ func (s *session) newDevState(d Device) *devState {
 	}
 	n := len(d.Tags())
 	if s.nextAl == 0 {
-		s.nextAl = 1
+		s.nextAl = firstDeviceAlias
 	}
 	ds := &devState{dev: d, store: s.u.store, topics: devTopics{tp(sparkplug.DBIRTH), tp(sparkplug.DDEATH), tp(sparkplug.DDATA)},
 		alias: s.nextAl}
@@ -49,10 +50,11 @@ func (s *session) newDevState(d Device) *devState {
 	return ds
 }
 
-// renumber gives every device a block of aliases from 1 again. Only at an
-// NBIRTH, after which hosts forget every alias of the node.
+// renumber gives every device a block of aliases from the first device
+// alias again. Only at an NBIRTH, after which hosts forget every alias of
+// the node.
 func (s *session) renumber() {
-	s.nextAl = 1
+	s.nextAl = firstDeviceAlias
 	for _, ds := range s.order {
 		ds.alias = s.nextAl
 		s.nextAl += uint64(len(ds.dev.Tags()))
@@ -122,11 +124,7 @@ func (s *session) births() {
 	s.renumber()
 	s.seq = 0
 	ts := uint64(s.u.now().UnixMilli())
-	nb := [2]sparkplug.Metric{
-		sparkplug.BdSeqMetric(s.bdSeq, ts),
-		{Name: sparkplug.MetricRebirth, Timestamp: ts, Type: sparkplug.TypeBoolean},
-	}
-	s.publish(s.topics.birth, sparkplug.AppendBirth(nil, ts, 0, nb[:]), 0)
+	s.publish(s.topics.birth, sparkplug.AppendBirth(nil, ts, 0, s.nodeBirthMetrics(ts)), 0)
 	online := 0
 	for _, ds := range s.order {
 		ds.born, ds.histBorn = false, false
@@ -153,7 +151,13 @@ func (s *session) deviceBirth(ds *devState) {
 	}
 	for j := range tags {
 		p := &table[j]
-		m := s.metric(ds, j, p.Value, p.Time, p.Quality, false)
+		q := p.Quality
+		if ds.histBorn && q == drivers.QualityGood {
+			// Born to carry the history of a device that is offline now:
+			// its last values are not current.
+			q = drivers.QualityStale
+		}
+		m := s.metric(ds, j, p.Value, p.Time, q, false)
 		if p.Value.Type() == drivers.TypeInvalid {
 			m.Null = true
 			m.Timestamp = ts
@@ -210,7 +214,14 @@ func (ds *devState) tagOf(rec *record.Record, p *record.Sample, sch *record.Sche
 func (s *session) deviceDeath(ds *devState) {
 	s.flush(ds)
 	s.seq++
-	s.publish(ds.topics.death, sparkplug.AppendDeviceDeath(nil, uint64(s.u.now().UnixMilli()), uint64(s.seq)), 0)
+	ts := uint64(s.u.now().UnixMilli())
+	if ds.histBorn && ds.lostAt > 0 && uint64(ds.lostAt) < ts {
+		// The end of the history of a device that is offline: hosts mark
+		// its metrics stale at a DDEATH's timestamp, so it says when the
+		// device was lost.
+		ts = uint64(ds.lostAt)
+	}
+	s.publish(ds.topics.death, sparkplug.AppendDeviceDeath(nil, ts, uint64(s.seq)), 0)
 	ds.born, ds.histBorn = false, false
 }
 

@@ -58,6 +58,11 @@ type session struct {
 	tokens   float64
 	lastTok  time.Time
 
+	nodeLast    []sparkplug.Metric // node metrics as last published
+	nodeScratch []sparkplug.Metric
+	nodeAt      time.Time // when they were last published
+	rebirthAt   time.Time // the last rebirth a host asked for
+
 	filling    []*devState          // devices with DDATA being filled, oldest first
 	maxFilling int                  // how many may fill at once: 1 live, more for history
 	spare      [][]sparkplug.Metric // metric slices to reuse
@@ -145,7 +150,7 @@ func (u *Uplink) session(ctx context.Context, server string) (established bool, 
 	case ctx.Err() != nil:
 		s.goodbye(true)
 		return true, nil
-	case errors.Is(err, errReconfigured):
+	case errors.Is(err, errReconfigured), errors.Is(err, errNextServer):
 		s.goodbye(false)
 	case errors.Is(err, errConnLost):
 		s.disconnect(false)
@@ -172,6 +177,10 @@ func topicsOf(cfg *config.Config) nodeTopics {
 	t := nodeTopics{birth: tp(sparkplug.NBIRTH, ""), death: tp(sparkplug.NDEATH, ""), data: tp(sparkplug.NDATA, ""), cmd: tp(sparkplug.NCMD, ""), dcmds: tp(sparkplug.DCMD, "+")}
 	if h := cfg.MQTT.PrimaryHostID; h != "" {
 		t.state = sparkplug.Topic{Type: sparkplug.STATE, Host: h}.String()
+		if cfg.MQTT.PrimaryHostVersion == "2.2" {
+			// Sparkplug 2.2 hosts publish outside the namespace.
+			t.state = "STATE/" + h
+		}
 	}
 	return t
 }
@@ -237,6 +246,7 @@ func (s *session) serve(ctx context.Context) error {
 		if s.restart {
 			return errReconfigured
 		}
+		s.nodeData()
 		var next <-chan time.Time
 		if more {
 			timer.Reset(s.nextTokenIn())
@@ -428,6 +438,7 @@ func (s *session) publishRecord(r buffer.Record, historical bool) {
 	}
 	switch rec.Kind {
 	case record.Offline:
+		ds.lostAt = rec.Time
 		if historical {
 			return // superseded by this session's births
 		}
@@ -458,9 +469,11 @@ func (s *session) publishRecord(r buffer.Record, historical bool) {
 	}
 	if !ds.born {
 		// History of a device that is offline now: birth it from its
-		// last known state so the data is valid Sparkplug; it gets its
-		// DDEATH when replay ends.
+		// last known state, marked stale, so the data is valid
+		// Sparkplug; it gets its DDEATH, stamped with when it was lost,
+		// when replay ends.
 		s.adopt(ds)
+		ds.histBorn = historical
 		s.deviceBirth(ds)
 		ds.histBorn = historical
 	}

@@ -32,8 +32,9 @@ type Device interface {
 	// Snapshot copies the last stored value of every tag; ok is false while
 	// the device is offline. Call it only within Store.Mark.
 	Snapshot(dst []record.Point) (pts []record.Point, ok bool)
-	// Write queues a write without blocking; ctx ends with the session.
-	Write(ctx context.Context, tag int, v drivers.Value) error
+	// Write queues a write without blocking; ctx ends with the session,
+	// topic is the command's, for the audit log.
+	Write(ctx context.Context, tag int, v drivers.Value, topic string) error
 	// Schema is the id of the schema the device's records are stored with
 	// now, and the type each tag is published as. Both change when the
 	// PLC taught the driver other types; always together, and only while
@@ -88,6 +89,8 @@ type Uplink struct {
 	payloads   payloadRing
 	gen        uint64
 
+	info func() NodeInfo // the agent's part of the node metrics
+
 	stats stats
 	// drainBy (Unix ns) is set before shutdown: publish what is stored
 	// and wait for its receipt until then.
@@ -137,6 +140,9 @@ var (
 	// errReconfigured ends a session whose node or broker settings a
 	// reload changed.
 	errReconfigured = errors.New("the node or broker settings changed")
+	// errNextServer ends a session whose host asked the node to move to
+	// the next server (Node Control/Next Server).
+	errNextServer = errors.New("the host asked for the next server")
 )
 
 // New prepares the uplink. It connects to nothing.
@@ -175,6 +181,10 @@ func (u *Uplink) take() (*config.Config, []change) {
 	return cfg, ch
 }
 
+// SetNodeInfo gives the uplink what the node metrics report of the rest
+// of the agent. Call it before Run.
+func (u *Uplink) SetNodeInfo(f func() NodeInfo) { u.info = f }
+
 // DrainBy asks a stopping uplink to publish what is stored and wait for
 // its receipt until t.
 func (u *Uplink) DrainBy(t time.Time) { u.drainBy.Store(t.UnixNano()) }
@@ -196,6 +206,9 @@ func (u *Uplink) Run(ctx context.Context) error {
 	defer u.mon.Remove(u.heart)
 	u.acks = startAcker(u.buf, u.log)
 	defer u.acks.stop()
+	if u.cfg.MQTT.DataQoS == 1 {
+		u.log.Warn("mqtt.data_qos is 1: DATA goes at QoS 1, which Sparkplug B 3.0 forbids (tck-id-topics-ndata-mqtt, -ddata-mqtt); use it only with a host known to accept it")
+	}
 	bo := backoff.Backoff{Min: u.cfg.MQTT.ReconnectMin.D(), Max: u.cfg.MQTT.ReconnectMax.D()}
 	for i := 0; ctx.Err() == nil; i++ {
 		u.takeSettings(nil)
@@ -208,6 +221,11 @@ func (u *Uplink) Run(ctx context.Context) error {
 			u.log.Info("reconnecting with the new node or broker settings")
 			bo = backoff.Backoff{Min: u.cfg.MQTT.ReconnectMin.D(), Max: u.cfg.MQTT.ReconnectMax.D()}
 			i = -1
+			continue
+		}
+		if errors.Is(err, errNextServer) {
+			u.log.Info("moving to the next server, as the host asked", "from", server)
+			bo.Reset()
 			continue
 		}
 		if established {
