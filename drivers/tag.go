@@ -1,7 +1,9 @@
 package drivers
 
 import (
+	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"unsafe"
 )
@@ -28,11 +30,43 @@ type TagConfig struct {
 	Type Type `yaml:"type"`
 	// Writable allows Sparkplug DCMD writes to this tag.
 	Writable bool `yaml:"writable"`
+	// Min and Max bound what a DCMD may write to a writable numeric tag,
+	// in engineering units (after scale and offset): a write outside them
+	// is refused and never reaches the PLC. Either may be left out.
+	Min *float64 `yaml:"min"`
+	Max *float64 `yaml:"max"`
+}
+
+// CheckLimits validates min and max, the one part of TagConfig every
+// driver checks the same way: only on a writable tag of a numeric type
+// (or of a type the driver learns from the PLC), numbers, and min <= max.
+// Errors are KeyErrors naming the key.
+func (c *TagConfig) CheckLimits() error {
+	if c.Min == nil && c.Max == nil {
+		return nil
+	}
+	key := "min"
+	if c.Min == nil {
+		key = "max"
+	}
+	switch {
+	case !c.Writable:
+		return KeyErr(key, errors.New("is only for writable tags (it bounds what a DCMD may write)"))
+	case c.Type != TypeInvalid && !c.Type.IsNumeric():
+		return KeyErr(key, fmt.Errorf("applies to numbers, not %v", c.Type))
+	case c.Min != nil && math.IsNaN(*c.Min):
+		return KeyErr("min", errors.New("is not a number"))
+	case c.Max != nil && math.IsNaN(*c.Max):
+		return KeyErr("max", errors.New("is not a number"))
+	case c.Min != nil && c.Max != nil && *c.Min > *c.Max:
+		return KeyErr("min", fmt.Errorf("%v is above max %v", *c.Min, *c.Max))
+	}
+	return nil
 }
 
 // Tag is a configured tag as the agent holds it, one per tag for the life
-// of the process: 32 bytes. Scale, offset, deadband, unit and description
-// (rarely set, and then mostly the same for many tags) sit behind one
+// of the process: 32 bytes. Scale, offset, deadband, write limits, unit
+// and description (rarely set, and then mostly the same for many tags) sit behind one
 // pointer shared by every tag that has the same; names share the
 // TagBuilder's memory.
 type Tag struct {
@@ -43,9 +77,10 @@ type Tag struct {
 }
 
 type tagMeta struct {
-	scale, offset, deadband float64
-	hasScale, hasOffset     bool
-	unit, description       string
+	scale, offset, deadband             float64
+	min, max                            float64
+	hasScale, hasOffset, hasMin, hasMax bool
+	unit, description                   string
 }
 
 // Scale returns the tag's scale, if it has one.
@@ -62,6 +97,24 @@ func (t *Tag) Offset() (float64, bool) {
 		return 0, false
 	}
 	return t.meta.offset, t.meta.hasOffset
+}
+
+// Min returns the lowest value a write may set, in engineering units, if
+// the tag has one.
+func (t *Tag) Min() (float64, bool) {
+	if t.meta == nil {
+		return 0, false
+	}
+	return t.meta.min, t.meta.hasMin
+}
+
+// Max returns the highest value a write may set, in engineering units, if
+// the tag has one.
+func (t *Tag) Max() (float64, bool) {
+	if t.meta == nil {
+		return 0, false
+	}
+	return t.meta.max, t.meta.hasMax
 }
 
 // Unit is the engineering unit, or "".
@@ -93,7 +146,7 @@ func (t *Tag) Description() string {
 func (t *Tag) Scaled() bool { return t.meta != nil && (t.meta.hasScale || t.meta.hasOffset) }
 
 // TagBuilder makes Tags from TagConfigs, sharing their scale, offset,
-// deadband, unit and description among tags that have the same, and
+// deadband, limits, unit and description among tags that have the same, and
 // copying their names into blocks of memory it keeps (a name is then its
 // bytes, not an allocation of its own). The zero value is ready to use.
 type TagBuilder struct {
@@ -126,6 +179,12 @@ func (b *TagBuilder) Tag(c *TagConfig) Tag {
 	}
 	if c.Offset != nil {
 		m.offset, m.hasOffset = *c.Offset, true
+	}
+	if c.Min != nil {
+		m.min, m.hasMin = *c.Min, true
+	}
+	if c.Max != nil {
+		m.max, m.hasMax = *c.Max, true
 	}
 	if m == (tagMeta{}) {
 		return t

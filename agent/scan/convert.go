@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 
 	"github.com/edgeagent/edgeagent/drivers"
 )
@@ -33,8 +34,12 @@ func scale(t *drivers.Tag, v float64) float64 {
 }
 
 // ToRaw converts an engineering value back to the tag's raw type, undoing
-// scale and offset and checking the range. It is what a write sends.
+// scale and offset and checking the tag's limits (min, max) and the raw
+// type's range. It is what a write sends.
 func ToRaw(t *drivers.Tag, v drivers.Value) (drivers.Value, error) {
+	if err := checkLimits(t, v); err != nil {
+		return drivers.Value{}, err
+	}
 	if !t.Scaled() && v.Type() == t.Type {
 		return v, nil
 	}
@@ -73,6 +78,49 @@ func ToRaw(t *drivers.Tag, v drivers.Value) (drivers.Value, error) {
 	}
 	return drivers.UintValue(t.Type, uint64(f)), nil
 }
+
+// checkLimits refuses a value below the tag's min or above its max, both
+// in engineering units; with either set, the value must be a number.
+func checkLimits(t *drivers.Tag, v drivers.Value) error {
+	lo, hasLo := t.Min()
+	hi, hasHi := t.Max()
+	if !hasLo && !hasHi {
+		return nil
+	}
+	if !v.Type().IsNumeric() {
+		return fmt.Errorf("want a number (the tag has limits), got %s", v.Type())
+	}
+	switch f := v.Float(); {
+	case math.IsNaN(f):
+		return &LimitError{Value: v}
+	case hasLo && f < lo:
+		return &LimitError{Value: v, Limit: lo}
+	case hasHi && f > hi:
+		return &LimitError{Value: v, Limit: hi, Above: true}
+	}
+	return nil
+}
+
+// LimitError refuses a write outside a tag's min or max. It wraps
+// ErrOutsideLimits.
+type LimitError struct {
+	Value drivers.Value // as written, in engineering units
+	Limit float64       // the min or max it crossed
+	Above bool          // true: above max; false: below min (or NaN)
+}
+
+func (e *LimitError) Error() string {
+	f := e.Value.Float()
+	switch {
+	case math.IsNaN(f):
+		return "value NaN is outside the tag's limits"
+	case e.Above:
+		return fmt.Sprintf("value %s is above the tag's max %s", e.Value, strconv.FormatFloat(e.Limit, 'g', -1, 64))
+	}
+	return fmt.Sprintf("value %s is below the tag's min %s", e.Value, strconv.FormatFloat(e.Limit, 'g', -1, 64))
+}
+
+func (e *LimitError) Unwrap() error { return ErrOutsideLimits }
 
 func intRange(t drivers.Type) (float64, float64) {
 	switch t {

@@ -24,8 +24,15 @@
 // Writes (Sparkplug DCMD) are the one way in: Write queues a write to the
 // scanner's own goroutine without blocking, and the scanner applies its
 // writes in the order they were queued, between scans. A write is refused
-// while the PLC is offline (it would reach the PLC minutes late), and
-// dropped if the context it came with (the MQTT session) ended first.
+// at once when the value does not fit the tag (its type, its min and max,
+// the raw type's range) and while the PLC is offline (it would reach the
+// PLC minutes late), and dropped if the context it came with (the MQTT
+// session) ended first. Each write the PLC accepts leaves one audit line
+// (msg "write applied": topic, device, tag, old and new value); a polled
+// device is then read back at once, off its poll schedule (which keeps its
+// alignment), once for all the writes that were queued, so the new value
+// is stored and published without waiting a poll. A push device's
+// subscription reports the new value by itself.
 //
 // # Liveness
 //

@@ -199,9 +199,10 @@ func (s *Scanner) WritesFailed() uint64 { return s.writesFailed.Load() }
 
 // Write queues a write of v, in engineering units, to the scanner,
 // without blocking. It refuses at once a tag that is not writable and a
-// value that does not fit the tag (type, range). ctx is the session the
-// command arrived on: once it has ended the write is dropped instead of
-// applied.
+// value that does not fit the tag (type, the tag's min and max, the raw
+// type's range): such a write never reaches the PLC. ctx is the session
+// the command arrived on: once it has ended the write is dropped instead
+// of applied. topic is the command's, for the audit line.
 func (s *Scanner) Write(ctx context.Context, tag int, v drivers.Value, topic string) error {
 	tags := s.Tags()
 	if tag < 0 || tag >= len(tags) {
@@ -334,7 +335,7 @@ func (s *Scanner) refuseWrites(why error) {
 
 func (s *Scanner) refuse(w writeReq, why error) {
 	s.writesFailed.Add(1)
-	s.log.Warn("write refused", "tag", s.tags[w.tag].Name, "value", w.value.String(), "err", why)
+	s.log.Warn("write refused", "topic", w.topic, "tag", s.tags[w.tag].Name, "value", w.value.String(), "err", why)
 }
 
 // session connects, stores the Online event, reads until an error, and
@@ -400,7 +401,14 @@ func (s *Scanner) pollLoop(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case w := <-s.writes:
-			s.write(ctx, w)
+			if s.writeBurst(ctx, w) {
+				// Read back now, off the schedule (which keeps its
+				// alignment): the host sees what the PLC holds after the
+				// write at once, not a poll later.
+				if err := s.scan(ctx); err != nil {
+					return err
+				}
+			}
 			continue
 		case <-tick.C:
 			continue
@@ -639,30 +647,66 @@ func (s *Scanner) storePoints(kind record.Kind, at int64, pts []record.Point) er
 	})
 }
 
-// write applies one queued write.
-func (s *Scanner) write(ctx context.Context, w writeReq) {
+// writeBurst applies w and the writes queued behind it, and reports
+// whether the PLC accepted any: a burst of writes is read back once.
+func (s *Scanner) writeBurst(ctx context.Context, w writeReq) bool {
+	ok := s.write(ctx, w)
+	// Run is the only receiver: the writes counted are there.
+	for n := len(s.writes); n > 0; n-- {
+		ok = s.write(ctx, <-s.writes) || ok
+	}
+	return ok
+}
+
+// write applies one queued write and reports whether the PLC accepted it.
+// An accepted write leaves one audit line at Info: the command's topic,
+// the tag, its value as last stored (old) and the value written (new),
+// both in engineering units. A failed one leaves an Error line and counts
+// in WritesFailed.
+func (s *Scanner) write(ctx context.Context, w writeReq) bool {
 	t := &s.tags[w.tag]
 	if w.ctx.Err() != nil {
-		s.log.Warn("write dropped: the broker session it came on has ended", "tag", t.Name, "value", w.value.String())
-		return
+		s.log.Warn("write dropped: the broker session it came on has ended", "topic", w.topic, "tag", t.Name, "value", w.value.String())
+		return false
 	}
 	wr, ok := s.drv.(drivers.Writer)
 	if !ok || !t.Writable {
 		s.refuse(w, drivers.ErrNotWritable)
-		return
+		return false
 	}
 	raw, err := ToRaw(t, w.value)
 	if err != nil {
 		s.refuse(w, err)
-		return
+		return false
 	}
 	s.heart.Busy(s.timeout)
 	wctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	if err := wr.Write(wctx, w.tag, raw); err != nil {
+	err = wr.Write(wctx, w.tag, raw)
+	cancel()
+	if err != nil {
 		s.writesFailed.Add(1)
-		s.log.Error("write failed", "tag", t.Name, "value", raw.String(), "err", err)
-		return
+		s.log.Error("write failed", "topic", w.topic, "tag", t.Name, "value", w.value.String(), "err", err)
+		return false
 	}
-	s.log.Info("wrote tag", "tag", t.Name, "value", raw.String())
+	if t.Scaled() && !t.Type.IsFloat() {
+		// Rounded to a whole raw value: log what the PLC holds, and what
+		// was asked if that differs.
+		if got := scale(t, raw.Float()); got != w.value.Float() {
+			s.log.Info("write applied", "topic", w.topic, "tag", t.Name, "old", s.stored(w.tag),
+				"new", drivers.FloatValue(drivers.Float64, got).String(), "requested", w.value.String())
+			return true
+		}
+	}
+	s.log.Info("write applied", "topic", w.topic, "tag", t.Name, "old", s.stored(w.tag), "new", w.value.String())
+	return true
+}
+
+// stored is a tag's value as last stored, for the audit line: "unknown"
+// while the PLC has not given a good one.
+func (s *Scanner) stored(tag int) string {
+	p := &s.cur[tag]
+	if p.Quality == drivers.QualityBad || p.Value.Type() == drivers.TypeInvalid {
+		return "unknown"
+	}
+	return p.Value.String()
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
+	"math"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,10 +28,17 @@ type rig struct {
 	store *Store
 	s     *Scanner
 	stop  func()
-	read  uint64 // records consumed by next
+	read  uint64   // records consumed by next
+	logs  *logSink // the scanner's log, text format
 }
 
 func newRig(t *testing.T, push bool, tags string) *rig {
+	t.Helper()
+	return newRigPoll(t, push, "20ms", tags)
+}
+
+// newRigPoll is newRig with a poll interval.
+func newRigPoll(t *testing.T, push bool, poll, tags string) *rig {
 	t.Helper()
 	name := fmt.Sprintf("%s-%d", t.Name(), time.Now().UnixNano())
 	plc := drivertest.NewPLC(name)
@@ -37,8 +46,8 @@ func newRig(t *testing.T, push bool, tags string) *rig {
 	src := fmt.Sprintf(`node: {group_id: g, edge_node_id: e}
 mqtt: {servers: [tcp://127.0.0.1:1]}
 devices:
-  - {id: dev, driver: memory, plc: %q, push: %v, poll: 20ms, timeout: 200ms, tags: [%s]}
-`, name, push, tags)
+  - {id: dev, driver: memory, plc: %q, push: %v, poll: %s, timeout: 200ms, tags: [%s]}
+`, name, push, poll, tags)
 	cfg, err := config.LoadBytes("test.yaml", []byte(src))
 	if err != nil {
 		t.Fatal(err)
@@ -48,9 +57,39 @@ devices:
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { buf.Close() })
-	r := &rig{t: t, plc: plc, buf: buf, store: NewStore(buf)}
-	r.s = New(cfg.Devices[0], r.store, health.NewMonitor(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r := &rig{t: t, plc: plc, buf: buf, store: NewStore(buf), logs: &logSink{}}
+	r.s = New(cfg.Devices[0], r.store, health.NewMonitor(), slog.New(slog.NewTextHandler(r.logs, nil)))
 	return r
+}
+
+// logSink keeps log lines for tests to look for.
+type logSink struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logSink) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// find returns the lines that contain every one of subs.
+func (l *logSink) find(subs ...string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+next:
+	for _, line := range l.lines {
+		for _, s := range subs {
+			if !strings.Contains(line, s) {
+				continue next
+			}
+		}
+		out = append(out, line)
+	}
+	return out
 }
 
 func (r *rig) start() {
@@ -130,6 +169,8 @@ func TestPushPath(t *testing.T) {
 		t.Errorf("snapshot speed = %v at %d, want 100 at %d", s.Value, s.Time, src.UnixMilli())
 	}
 	waitFor(t, r.s.Online)
+	// Changes made before the subscription exists are not pushed.
+	waitFor(t, func() bool { return r.plc.Subscribers() > 0 })
 
 	t1 := src.Add(time.Second)
 	r.plc.Set("speed", drivers.IntValue(drivers.Int32, 103), t1) // inside the deadband
@@ -317,5 +358,155 @@ func TestLateSamples(t *testing.T) {
 	r.plc.Set("level", drivers.IntValue(drivers.Int32, 60), now.Add(-time.Hour))
 	if rec := r.next(); rec.Kind != record.Data || rec.Samples[0].Value.Int() != 60 {
 		t.Fatalf("record %+v, want data 60 (not late: the clock stepped back)", rec)
+	}
+}
+
+// A write outside a tag's min or max (engineering units) is refused at
+// once and never reaches the PLC; the limits themselves may be written.
+func TestWriteLimits(t *testing.T) {
+	r := newRig(t, true, `{name: sp, type: int32, writable: true, min: 0, max: 100}, {name: temp, type: int16, scale: 0.1, writable: true, min: -10, max: 85.5}, {name: free, type: float32, writable: true}`)
+	r.start()
+	r.next()
+	waitFor(t, r.s.Online)
+	ctx := context.Background()
+	const topic = "spBv1.0/plant/DCMD/edge1/dev"
+	for _, c := range []struct {
+		tag int
+		v   drivers.Value
+		err string
+	}{
+		{0, drivers.IntValue(drivers.Int64, 120), "value 120 is above the tag's max 100"},
+		{0, drivers.IntValue(drivers.Int64, -1), "value -1 is below the tag's min 0"},
+		{1, drivers.FloatValue(drivers.Float64, 85.6), "value 85.6 is above the tag's max 85.5"},
+		{1, drivers.FloatValue(drivers.Float64, -10.01), "value -10.01 is below the tag's min -10"},
+		{1, drivers.FloatValue(drivers.Float64, math.NaN()), "value NaN is outside the tag's limits"},
+		{0, drivers.BoolValue(true), "want a number"},
+	} {
+		err := r.s.Write(ctx, c.tag, c.v, topic)
+		if err == nil || err.Error() != c.err && !strings.Contains(err.Error(), c.err) {
+			t.Errorf("write %v to %s: %v, want %q", c.v, r.s.Tags()[c.tag].Name, err, c.err)
+		}
+		if c.v.Type().IsNumeric() && !errors.Is(err, ErrOutsideLimits) {
+			t.Errorf("write %v: %v is not ErrOutsideLimits", c.v, err)
+		}
+	}
+	for _, w := range []struct {
+		tag int
+		v   drivers.Value
+	}{
+		{0, drivers.IntValue(drivers.Int64, 100)},
+		{0, drivers.IntValue(drivers.Int64, 0)},
+		{1, drivers.FloatValue(drivers.Float64, 85.5)},
+		{2, drivers.FloatValue(drivers.Float64, 1e30)},
+	} {
+		if err := r.s.Write(ctx, w.tag, w.v, topic); err != nil {
+			t.Fatalf("write %v to %s: %v", w.v, r.s.Tags()[w.tag].Name, err)
+		}
+	}
+	waitFor(t, func() bool { return len(r.plc.Writes()) >= 4 })
+	time.Sleep(50 * time.Millisecond)
+	ws := r.plc.Writes()
+	if len(ws) != 4 || ws[0].Value.Int() != 100 || ws[1].Value.Int() != 0 || ws[2].Value.Int() != 855 {
+		t.Errorf("the PLC got %+v, want sp 100, sp 0, temp 855 (raw), free 1e30 only", ws)
+	}
+	if n := r.s.WritesFailed(); n != 0 {
+		t.Errorf("%d writes failed; refusals at once are the uplink's to count", n)
+	}
+}
+
+// After a write the scanner reads the device back at once, off its poll
+// schedule, so the new value is stored (and published) without waiting a
+// poll; the schedule keeps its alignment. Each write leaves one audit line.
+func TestWriteReadBack(t *testing.T) {
+	const poll = time.Second
+	r := newRigPoll(t, false, "1s", `{name: sp, type: int32, writable: true}, {name: temp, type: int16, scale: 0.1, writable: true}, {name: other, type: int32}`)
+	r.plc.Set("sp", drivers.IntValue(drivers.Int32, 5), time.Now())
+	r.start()
+	if on := r.next(); on.Kind != record.Online {
+		t.Fatalf("first record %+v", on)
+	}
+	waitFor(t, r.s.Online)
+	// Mid-interval: 400 ms after a poll boundary.
+	now := time.Now()
+	time.Sleep(now.Truncate(poll).Add(poll + 400*time.Millisecond).Sub(now))
+	const topic = "spBv1.0/plant/DCMD/edge1/dev"
+	sent := time.Now()
+	if err := r.s.Write(context.Background(), 0, drivers.IntValue(drivers.Int64, 42), topic); err != nil {
+		t.Fatal(err)
+	}
+	rec := r.next()
+	got := time.Now()
+	if rec.Kind != record.Data || len(rec.Samples) != 1 || r.name(rec.Samples[0]) != "sp" || rec.Samples[0].Value.Int() != 42 {
+		t.Fatalf("record %+v, want sp = 42", rec)
+	}
+	if next := sent.Truncate(poll).Add(poll); !got.Before(next) {
+		t.Errorf("the written value was stored at %v, after the next poll at %v", got.Format(time.StampMilli), next.Format(time.StampMilli))
+	}
+	if lines := r.logs.find(`msg="write applied"`, "topic="+topic, "tag=sp", "old=5", "new=42"); len(lines) != 1 {
+		t.Errorf("audit lines %q, want one; log:\n%s", lines, strings.Join(r.logs.find(""), "\n"))
+	}
+
+	// The poll schedule is where it was: the next change is read on a
+	// boundary, not a poll after the read-back.
+	r.plc.Set("other", drivers.IntValue(drivers.Int32, 7), time.Now())
+	rec = r.next()
+	if rec.Kind != record.Data || r.name(rec.Samples[0]) != "other" {
+		t.Fatalf("record %+v, want other = 7", rec)
+	}
+	if off := time.Duration(rec.Time%poll.Milliseconds()) * time.Millisecond; off > 200*time.Millisecond {
+		t.Errorf("the poll after a read-back scanned %v after a boundary; the schedule lost its alignment", off)
+	}
+
+	// A scaled tag logs what the PLC holds after rounding, and what was asked.
+	if err := r.s.Write(context.Background(), 1, drivers.FloatValue(drivers.Float64, 21.53), topic); err != nil {
+		t.Fatal(err)
+	}
+	if rec := r.next(); r.name(rec.Samples[0]) != "temp" || rec.Samples[0].Value.Float() != 21.5 {
+		t.Fatalf("record %+v, want temp = 21.5", rec)
+	}
+	if lines := r.logs.find(`msg="write applied"`, "tag=temp", "old=0", "new=21.5", "requested=21.53"); len(lines) != 1 {
+		t.Errorf("audit lines %q, want one", lines)
+	}
+}
+
+// A failed write is logged with the tag, the value and the reason, and
+// counted; nothing is read back for it.
+func TestWriteFailed(t *testing.T) {
+	r := newRigPoll(t, false, "1h", `{name: sp, type: int32, writable: true}`)
+	r.start()
+	r.next()
+	waitFor(t, r.s.Online)
+	// The link drops; with a poll an hour away, only the write sees it.
+	r.plc.SetDown(true)
+	if err := r.s.Write(context.Background(), 0, drivers.IntValue(drivers.Int64, 3), "spBv1.0/plant/DCMD/edge1/dev"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return r.s.WritesFailed() == 1 })
+	if lines := r.logs.find("level=ERROR", `msg="write failed"`, "device=dev", "tag=sp", "value=3", "link down"); len(lines) != 1 {
+		t.Errorf("error lines %q, want one", lines)
+	}
+	r.none(100 * time.Millisecond)
+}
+
+// A burst of queued writes is applied in order, all before the one
+// read-back.
+func TestWriteBurst(t *testing.T) {
+	r := newRig(t, false, `{name: sp, type: int32, writable: true}`)
+	ctx := context.Background()
+	r.s.heart = r.s.mon.Add("burst")
+	if err := r.s.drv.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		r.s.writes <- writeReq{ctx: ctx, tag: 0, value: drivers.IntValue(drivers.Int32, int64(i+1)), topic: "t"}
+	}
+	if !r.s.writeBurst(ctx, <-r.s.writes) {
+		t.Fatal("no write applied")
+	}
+	if len(r.s.writes) != 0 {
+		t.Errorf("%d writes left queued", len(r.s.writes))
+	}
+	if ws := r.plc.Writes(); len(ws) != 5 || ws[4].Value.Int() != 5 {
+		t.Errorf("the PLC got %+v", ws)
 	}
 }

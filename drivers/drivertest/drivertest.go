@@ -255,6 +255,9 @@ func newDriver(cfg drivers.Config) (*Driver, error) {
 		if _, dup := d.index[t.Name]; dup {
 			return drivers.KeyErr("name", fmt.Errorf("%q is given twice", t.Name))
 		}
+		if err := t.CheckLimits(); err != nil {
+			return err
+		}
 		d.index[t.Name] = len(d.tags)
 		d.tags = append(d.tags, tb.Tag(&t.TagConfig))
 		d.learned = append(d.learned, t.Type == drivers.TypeInvalid)

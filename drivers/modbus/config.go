@@ -308,6 +308,9 @@ func (t *tag) spec(lim limits) (tagSpec, error) {
 	if t.Writable && (table == Input || table == Discrete) {
 		return s, drivers.KeyErr("writable", fmt.Errorf("is not possible for table %s (read-only)", table))
 	}
+	if err := t.CheckLimits(); err != nil {
+		return s, err
+	}
 	s.f.Type = typ
 	if t.ByteOrder != "" {
 		if s.f.Order, err = ParseByteOrder(t.ByteOrder); err != nil {

@@ -164,6 +164,9 @@ func TestConfigErrors(t *testing.T) {
 		{"length on int", "url: tcp://plc", "{name: a, table: holding, address: 0, type: uint16, length: 2}", `tags[0] "a".length: is only for type string`},
 		{"length big", "url: tcp://plc", "{name: a, table: holding, address: 0, type: string, length: 126}", `tags[0] "a".length: 126 is not in 1..125`},
 		{"length negative", "url: tcp://plc", "{name: a, table: holding, address: 0, type: string, length: -2}", `tags[0] "a".length: -2 is not in 1..125`},
+		{"min read-only", "url: tcp://plc", "{name: sp, table: holding, address: 0, type: uint16, min: 0, max: 100}", `tags[0] "sp".min: is only for writable tags`},
+		{"max on a coil", "url: tcp://plc", "{name: run, table: coil, address: 0, type: bool, writable: true, max: 1}", `tags[0] "run".max: applies to numbers, not bool`},
+		{"min above max", "url: tcp://plc", "{name: sp, table: holding, address: 0, type: int16, scale: 0.1, writable: true, min: 120, max: 100}", `tags[0] "sp".min: 120 is above max 100`},
 		{"writable string big", "url: tcp://plc", "{name: a, table: holding, address: 0, type: string, length: 124, writable: true}", `tags[0] "a".length: 124 of a writable string exceeds 123`},
 		{"wider than max_registers", "url: tcp://plc\nmax_registers: 2", "{name: a, table: holding, address: 0, type: float64}", `tags[0] "a".type: float64 needs 4 registers, more than max_registers 2`},
 		{"empty name", "url: tcp://plc", "{table: holding, address: 0, type: uint16}", "tags[0].name: tag name is empty"},
@@ -192,5 +195,19 @@ tags:
   - {name: c, table: coil, address: 0, type: int32}`))
 	if err == nil || !strings.Contains(err.Error(), `tags[0] "a"`) || !strings.Contains(err.Error(), `tags[2] "c"`) || strings.Contains(err.Error(), `tags[1] "b"`) {
 		t.Errorf("error = %v", err)
+	}
+}
+
+// A writable tag's min and max reach the Tag, in engineering units.
+func TestTagLimits(t *testing.T) {
+	d, err := New(ConfigFromYAML(t, "url: tcp://plc\ntags: [{name: sp, table: holding, address: 0, type: int16, scale: 0.1, writable: true, min: -10, max: 85.5}]"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag := d.Tags()[0]
+	lo, okLo := tag.Min()
+	hi, okHi := tag.Max()
+	if !okLo || !okHi || lo != -10 || hi != 85.5 {
+		t.Errorf("limits = %v %v, %v %v; want -10 and 85.5", lo, okLo, hi, okHi)
 	}
 }

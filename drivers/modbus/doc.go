@@ -43,7 +43,7 @@
 // # Tag keys
 //
 // Besides the keys all drivers share (name, type, scale, offset, unit,
-// deadband, writable, description):
+// deadband, writable, min, max, description):
 //
 //	table       holding, input, coil or discrete (required)
 //	address     0-based protocol address, 0..65535 (required); register 40001

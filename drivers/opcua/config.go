@@ -286,6 +286,9 @@ func (t *tag) spec() (tagSpec, error) {
 	if t.Deadband < 0 {
 		return s, drivers.KeyErr("deadband", fmt.Errorf("%v is negative", t.Deadband))
 	}
+	if err := t.CheckLimits(); err != nil {
+		return s, err
+	}
 	if t.SamplingInterval != nil {
 		s.sampling = t.SamplingInterval.D()
 	}
