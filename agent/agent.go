@@ -43,6 +43,7 @@ type Agent struct {
 type device struct {
 	cfg  config.Device
 	scan *scan.Scanner
+	view *deviceView // what the uplink sees; replaced only when its template changes
 	stop context.CancelFunc
 	done chan struct{}
 }
@@ -82,8 +83,18 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 }
 
 func (a *Agent) newDevice(dc config.Device) *device {
-	return &device{cfg: dc, scan: scan.New(dc, a.store, a.mon, a.log)}
+	s := scan.New(dc, a.store, a.mon, a.log)
+	return &device{cfg: dc, scan: s, view: &deviceView{s, dc.Template}}
 }
+
+// deviceView is a device as the uplink sees it: its scanner, and the
+// template it is published as an instance of.
+type deviceView struct {
+	*scan.Scanner
+	template string
+}
+
+func (v *deviceView) Template() string { return v.template }
 
 func (a *Agent) uplinkLog(cfg *config.Config) *slog.Logger {
 	return a.log.With("component", "uplink", "group", cfg.Node.GroupID, "edge_node", cfg.Node.EdgeNodeID)
@@ -93,7 +104,7 @@ func (a *Agent) uplinkLog(cfg *config.Config) *slog.Logger {
 func (a *Agent) views() []uplink.Device {
 	out := make([]uplink.Device, len(a.devs))
 	for i, d := range a.devs {
-		out[i] = d.scan
+		out[i] = d.view
 	}
 	return out
 }

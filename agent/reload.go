@@ -110,6 +110,11 @@ func (a *Agent) apply(next *config.Config) (ReloadReport, error) {
 		case ok && d.cfg.Fingerprint == dc.Fingerprint:
 			rep.Unchanged = append(rep.Unchanged, dc.ID)
 			delete(running, dc.ID)
+			if d.view.template != dc.Template {
+				// node.templates changed, and with it the session: the
+				// device keeps running, the uplink births it anew.
+				d.view = &deviceView{d.scan, dc.Template}
+			}
 		case ok:
 			rep.Changed = append(rep.Changed, dc.ID)
 			d = a.newDevice(dc)

@@ -34,6 +34,9 @@ type NodeConfig struct {
 	EdgeNodeID string `yaml:"edge_node_id"`
 	// Aliases sends metric aliases in births and only aliases in data.
 	Aliases *bool `yaml:"aliases"`
+	// Templates publishes the devices that share a tag-map file as
+	// instances of one Sparkplug Template, defined in the NBIRTH.
+	Templates bool `yaml:"templates"`
 }
 
 // UseAliases reports whether metric aliases are on (the default).
@@ -112,6 +115,10 @@ type Device struct {
 	Poll    time.Duration
 	Timeout time.Duration
 	TagMap  string // absolute path of the tag-map file, if the tags live in one
+	// Template names the Sparkplug Template the device is published as an
+	// instance of (node.templates, a device with a tag-map file); "" for
+	// plain metrics.
+	Template string
 
 	// Instance is the device's driver, built (decoded and validated, no
 	// I/O) while loading. Whoever runs the device connects and closes it.

@@ -286,3 +286,37 @@ func FuzzLoadConfig(f *testing.F) {
 		}
 	})
 }
+
+// With node.templates, the devices that share a tag-map file are instances
+// of the template named after it; two files of the same name are refused
+// where the second is named.
+func TestTemplateNames(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"a", "b"} {
+		os.MkdirAll(filepath.Join(dir, d), 0o755)
+		os.WriteFile(filepath.Join(dir, d, "press.yaml"), []byte("tags:\n  - {name: speed, table: holding, address: 0, type: uint16}\n"), 0o644)
+	}
+	load := func(second string) (*Config, error) {
+		file := filepath.Join(dir, "config.yaml")
+		os.WriteFile(file, []byte(`node: {group_id: plant, edge_node_id: edge1, templates: true}
+mqtt: {servers: [tcp://localhost:1883]}
+devices:
+  - {id: p1, driver: modbus, url: tcp://127.0.0.1:502, tag_map: a/press.yaml}
+  - {id: p2, driver: modbus, url: tcp://127.0.0.1:503, tag_map: `+second+`}
+  - {id: m1, driver: modbus, url: tcp://127.0.0.1:504, tags: [{name: level, table: holding, address: 0, type: uint16}]}
+`), 0o644)
+		return Load(file)
+	}
+	cfg, err := load("a/press.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := []string{cfg.Devices[0].Template, cfg.Devices[1].Template, cfg.Devices[2].Template}; got[0] != "press" || got[1] != "press" || got[2] != "" {
+		t.Errorf("templates %q, want press, press and none", got)
+	}
+	_, err = load("b/press.yaml")
+	if err == nil || !strings.Contains(err.Error(), "config.yaml:5:") || !strings.Contains(err.Error(), "devices[1].tag_map") || !strings.Contains(err.Error(), `both define template "press"`) {
+		t.Errorf("two tag maps named press.yaml: %v", err)
+	}
+	t.Log(err)
+}

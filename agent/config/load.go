@@ -279,11 +279,32 @@ func (l *loader) devices(f *file, cfg *Config, node, root *yaml.Node) {
 		return
 	}
 	seen := map[string]int{}
+	templates := map[string]string{} // template name → its tag-map file
 	for i, dn := range node.Content {
-		if dev, ok := l.device(f, cfg, i, resolve(dn), seen); ok {
-			cfg.Devices = append(cfg.Devices, dev)
+		dev, ok := l.device(f, cfg, i, resolve(dn), seen)
+		if !ok {
+			continue
 		}
+		if cfg.Node.Templates && dev.TagMap != "" {
+			// Devices that share a tag-map file are instances of one
+			// template, named after the file.
+			dev.Template = TemplateName(dev.TagMap)
+			if other, dup := templates[dev.Template]; dup && other != dev.TagMap {
+				d.errAt(lookup(resolve(dn), "tag_map"), fmt.Sprintf("devices[%d].tag_map", i),
+					"with node.templates, %s and %s would both define template %q (named after the file): rename one", other, dev.TagMap, dev.Template)
+				continue
+			}
+			templates[dev.Template] = dev.TagMap
+		}
+		cfg.Devices = append(cfg.Devices, dev)
 	}
+}
+
+// TemplateName is the name of the Sparkplug Template of the devices that
+// share a tag-map file: the file's name without its extension.
+func TemplateName(tagMap string) string {
+	base := filepath.Base(tagMap)
+	return strings.TrimSuffix(base, filepath.Ext(base))
 }
 
 // device decodes, checks and builds one device. It reports whether the

@@ -240,6 +240,13 @@ func (s *session) rebirth() {
 	s.rebirthAt = now
 	s.u.stats.rebirths.Add(1)
 	s.u.log.Info("rebirth requested by host")
+	s.nodeRebirth()
+}
+
+// nodeRebirth publishes the NBIRTH and DBIRTHs again, same bdSeq, from
+// the devices' state now; what is stored and not yet published follows
+// as history.
+func (s *session) nodeRebirth() {
 	s.flushAll()
 	w := s.mark()
 	s.behind = max(s.behind, w)
@@ -255,6 +262,29 @@ func (s *session) rebirth() {
 func (s *session) command(ds *devState, m *sparkplug.Metric, topic string) {
 	d := ds.dev
 	tags := d.Tags()
+	if ds.tmpl != nil && (m.Name == ds.tmpl.name || m.Name == "" && m.HasAlias && m.Alias == ds.alias) {
+		// A write to members of the device's template instance: each
+		// member is a tag, by name.
+		if m.Type != sparkplug.TypeTemplate && m.Type != sparkplug.TypeUnknown {
+			s.refuse("DCMD to a template instance with a datatype other than Template", "device", d.ID(), "metric", ds.tmpl.name, "datatype", m.Type)
+			return
+		}
+		t, err := sparkplug.DecodeTemplate(m.Bytes)
+		if err != nil {
+			s.refuse("undecodable template in DCMD", "device", d.ID(), "metric", ds.tmpl.name, "err", err)
+			return
+		}
+		for k := range t.Metrics {
+			mm := &t.Metrics[k]
+			if mm.Name == "" {
+				s.refuse("DCMD template member without a name", "device", d.ID(), "metric", ds.tmpl.name)
+				continue
+			}
+			mm.HasAlias = false
+			s.command(ds, mm, topic)
+		}
+		return
+	}
 	j := -1
 	if m.Name != "" {
 		if k, ok := d.TagIndex([]byte(m.Name)); ok {

@@ -15,7 +15,8 @@ type devState struct {
 	born     bool   // DBIRTH sent this session
 	histBorn bool   // born only to carry history of an offline device
 	online   bool
-	lostAt   int64 // when it last went offline (Unix ms), as its records say; 0: not known
+	tmpl     *tmplDef // the template its birth made it an instance of; nil: plain metrics
+	lostAt   int64    // when it last went offline (Unix ms), as its records say; 0: not known
 	// schema and types are what the device's birth declared (set by
 	// adopt before each birth): records of other schemas are translated
 	// to them.
@@ -54,7 +55,7 @@ func (s *session) newDevState(d Device) *devState {
 // alias again. Only at an NBIRTH, after which hosts forget every alias of
 // the node.
 func (s *session) renumber() {
-	s.nextAl = firstDeviceAlias
+	s.nextAl = firstDeviceAlias + uint64(len(s.defs))
 	for _, ds := range s.order {
 		ds.alias = s.nextAl
 		s.nextAl += uint64(len(ds.dev.Tags()))
@@ -93,6 +94,7 @@ func (s *session) switchDevices() {
 	}
 	s.devs, s.order = keep, order
 	s.u.log.Info("devices reloaded", "devices", len(order))
+	s.checkDefs()
 }
 
 // adopt takes the device's current schema and types for its next birth.
@@ -113,6 +115,9 @@ func (s *session) adopt(ds *devState) {
 		s.nextAl += uint64(len(types))
 	}
 	ds.schema, ds.types, ds.xlate = id, types, nil
+	if ds.dev.Template() != "" {
+		s.checkDefs()
+	}
 }
 
 // births sends NBIRTH (seq 0) and a DBIRTH for every online device, from
@@ -121,6 +126,7 @@ func (s *session) births() {
 	// pump always ends with the pending DDATA flushed, so this publishes
 	// nothing; were it not, dropping it would let a receipt ack it unsent.
 	s.flushAll()
+	s.defs, s.defsStale = s.wantDefs(), false
 	s.renumber()
 	s.seq = 0
 	ts := uint64(s.u.now().UnixMilli())
@@ -162,13 +168,11 @@ func (s *session) deviceBirth(ds *devState) {
 			m.Null = true
 			m.Timestamp = ts
 		}
-		if u := tags[j].Unit(); u != "" {
-			m.Properties = append(m.Properties, sparkplug.Property{Key: "engUnit", Type: sparkplug.TypeString, Str: u})
-		}
-		if d := tags[j].Description(); d != "" {
-			m.Properties = append(m.Properties, sparkplug.Property{Key: "Documentation", Type: sparkplug.TypeString, Str: d})
-		}
+		m.Properties = tagProperties(&tags[j], m.Properties)
 		ms = append(ms, m)
+	}
+	if ds.tmpl = s.defOf(ds); ds.tmpl != nil {
+		ms = []sparkplug.Metric{s.instance(ds, ms, ts)}
 	}
 	s.seq++
 	s.publish(ds.topics.birth, sparkplug.AppendBirth(nil, ts, uint64(s.seq), ms), 0)

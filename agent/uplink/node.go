@@ -168,7 +168,8 @@ func (s *session) nodeBirthMetrics(ts uint64) []sparkplug.Metric {
 	}
 	s.nodeLast = append(s.nodeLast[:0], vals...)
 	s.nodeAt = s.u.now()
-	return append(ms, vals...)
+	ms = append(ms, vals...)
+	return append(ms, s.defMetrics(ts, firstDeviceAlias)...)
 }
 
 // nodeData publishes the node metrics that changed since they were last

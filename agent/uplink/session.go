@@ -63,6 +63,9 @@ type session struct {
 	nodeAt      time.Time // when they were last published
 	rebirthAt   time.Time // the last rebirth a host asked for
 
+	defs      []*tmplDef // template definitions of the NBIRTH
+	defsStale bool       // the device set needs others: re-birth the node
+
 	filling    []*devState          // devices with DDATA being filled, oldest first
 	maxFilling int                  // how many may fill at once: 1 live, more for history
 	spare      [][]sparkplug.Metric // metric slices to reuse
@@ -245,6 +248,11 @@ func (s *session) serve(ctx context.Context) error {
 		}
 		if s.restart {
 			return errReconfigured
+		}
+		if s.defsStale {
+			s.u.log.Info("template definitions changed: re-birthing the node")
+			s.nodeRebirth()
+			continue
 		}
 		s.nodeData()
 		var next <-chan time.Time
@@ -557,7 +565,10 @@ func (s *session) flush(ds *devState) {
 		u := s.u
 		s.seq++
 		ts := uint64(u.now().UnixMilli())
-		if s.cfg.MQTT.DataQoS == 1 {
+		if ds.tmpl != nil {
+			ms := s.instances(ds, pend)
+			s.publish(ds.topics.data, sparkplug.AppendData(nil, ts, uint64(s.seq), ms), byte(s.cfg.MQTT.DataQoS))
+		} else if s.cfg.MQTT.DataQoS == 1 {
 			payload := sparkplug.AppendData(make([]byte, 0, 64+len(pend)*24), ts, uint64(s.seq), pend)
 			s.publish(ds.topics.data, payload, 1)
 		} else {

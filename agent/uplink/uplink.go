@@ -40,6 +40,9 @@ type Device interface {
 	// PLC taught the driver other types; always together, and only while
 	// the device is offline (before the Online record that uses them).
 	Schema() (id uint64, types []drivers.Type)
+	// Template names the Sparkplug Template the device is an instance of
+	// when node.templates is on; "" for plain metrics. It never changes.
+	Template() string
 }
 
 // Store is where the devices' events are stored.
