@@ -45,13 +45,27 @@
 // blocks: a device keeps its block for the whole session (until an NBIRTH,
 // which lets hosts forget every alias, renumbers them), and a device that
 // is re-born with other tags gets a fresh block, so no alias ever names two
-// metrics within one birth sequence. No reload needs a node rebirth.
+// metrics within one birth sequence. No reload needs a node rebirth,
+// except one that changes a template definition (node.templates), which
+// lives only in the NBIRTH: the node is re-born, same bdSeq (templates.go).
+//
+// # The node's own metrics
+//
+// The NBIRTH carries bdSeq, Node Control/Rebirth (never aliased), Node
+// Control/Next Server, the agent's state (node.go: version, buffer,
+// reconnects, refused commands, failed writes, devices online) and the
+// template definitions; every metric but Rebirth has name and alias.
+// The state's changes go out as NDATA at most every nodeDataEvery, after
+// the pump, so never ahead of the data they describe; they describe the
+// present and are never buffered.
 //
 // # Commands
 //
 // paho delivers inbound messages in arrival order into the session's
 // inbox, never blocking its reader; Run handles them in that order. STATE
-// and NCMD are handled at once; a DCMD's writes are queued to the scanner
+// (Sparkplug 3.0, or 2.2's STATE/<host_id> ONLINE/OFFLINE with
+// mqtt.primary_host_version) and NCMD are handled at once; rebirth
+// requests within rebirthHold of births are answered by them; a DCMD's writes are queued to the scanner
 // that owns the device (Device.Write never blocks), each device applying
 // its own writes in order, so node messages never wait behind a slow PLC
 // and one device's writes never wait behind another's. A command that
