@@ -831,3 +831,28 @@ func TestWatchTLS(t *testing.T) {
 		t.Errorf("options from the flags: TLS %+v, username %q, password %q", tc, opts.Username, opts.Password)
 	}
 }
+
+// The agent's template shapes (node.templates): a definition in the
+// NBIRTH, an instance in the DBIRTH, an alias-only instance with one
+// member in DDATA. No violation; the members are printed.
+func TestCheckTemplates(t *testing.T) {
+	n := newNode()
+	member := func(name string, typ sparkplug.DataType, v uint64, null bool) sparkplug.Metric {
+		return sparkplug.Metric{Name: name, Type: typ, Int: v, Null: null}
+	}
+	def := sparkplug.Template{IsDefinition: true, Metrics: []sparkplug.Metric{
+		member("speed", sparkplug.TypeUInt16, 0, true), member("running", sparkplug.TypeBoolean, 0, true)}}
+	inst := func(ms ...sparkplug.Metric) []byte {
+		return sparkplug.AppendTemplate(nil, &sparkplug.Template{Ref: "press", Metrics: ms})
+	}
+	ts := n.tick()
+	dbirth := sparkplug.AppendBirth(nil, ts, 1, []sparkplug.Metric{{Name: "press", Alias: 10, HasAlias: true, Type: sparkplug.TypeTemplate, Timestamp: ts,
+		Bytes: inst(member("speed", sparkplug.TypeUInt16, 1200, false), member("running", sparkplug.TypeBoolean, 1, false))}})
+	ddata := n.data(2, sparkplug.Metric{Alias: 10, HasAlias: true, Timestamp: n.tick(), Type: sparkplug.TypeTemplate, Bytes: inst(member("speed", sparkplug.TypeUInt16, 900, false))})
+	text, v, i := run1(t,
+		msg{tNBIRTH, n.nbirth(0, 0, sparkplug.Metric{Name: "press", Alias: 2, HasAlias: true, Type: sparkplug.TypeTemplate, Timestamp: n.ts + 100, Bytes: sparkplug.AppendTemplate(nil, &def)})},
+		msg{tDBIRTH, dbirth},
+		msg{tDDATA, ddata},
+	)
+	want(t, text, v, i, counts0{}, counts0{}, "press=press{speed=1200, running=true}", "press=press{speed=900}")
+}
