@@ -226,18 +226,55 @@ func (d *Driver) refused(op string, err error) error {
 	var sc ua.StatusCode
 	if errors.As(err, &sc) {
 		switch sc {
-		case ua.StatusBadUserAccessDenied, ua.StatusBadIdentityTokenRejected, ua.StatusBadIdentityTokenInvalid:
-			who := "anonymous login"
-			switch {
-			case d.set.auth.Username != "":
-				who = fmt.Sprintf("user %q (wrong user name or password?)", d.set.auth.Username)
-			case d.set.auth.CertFile != "":
-				who = "the user certificate " + d.set.auth.CertFile
-			}
-			return fmt.Errorf("%s: the server refused %s: %v", op, who, sc)
+		case ua.StatusBadUserAccessDenied, ua.StatusBadIdentityTokenRejected, ua.StatusBadIdentityTokenInvalid, ua.StatusBadUserSignatureInvalid:
+			return d.identityRefused(op, sc, err)
 		case ua.StatusBadTooManySessions, ua.StatusBadMaxConnectionsReached:
 			return d.link(op+": the server has no room for another session", err)
 		}
 	}
 	return d.link(op, err)
 }
+
+// identityRefused explains a server refusing the session's user
+// identity, in the words of the configuration: the endpoint, the user or
+// the user certificate (file and thumbprint), the status by its name, and
+// what to do. It unwraps to the stack's error.
+func (d *Driver) identityRefused(op string, sc ua.StatusCode, err error) error {
+	var who, why string
+	switch {
+	case d.set.auth.Username != "":
+		who, why = fmt.Sprintf("user %q", d.set.auth.Username), "wrong user name or password?"
+		if sc == ua.StatusBadUserAccessDenied {
+			why = "wrong user name or password, or the user may not log in"
+		}
+	case d.set.auth.CertFile != "" && d.userCert != nil:
+		who = fmt.Sprintf("the user certificate %s (thumbprint %s)", d.set.auth.CertFile, Thumbprint(d.userCert.Cert))
+		switch sc {
+		case ua.StatusBadUserSignatureInvalid:
+			why = "it refused the proof of possession signed with the key in auth.key_file for its security policy"
+		case ua.StatusBadUserAccessDenied:
+			why = "it knows the certificate but does not let its user log in"
+		default:
+			// Servers answer BadIdentityTokenRejected for a user
+			// certificate they do not trust, and for an expired or
+			// revoked one (node-opcua 2.182, measured: untrusted).
+			why = fmt.Sprintf("it does not accept it as a user identity (not trusted, expired or revoked); have the server trust it: "+
+				"add %s to its trusted user certificates (a PKI of its own, apart from application certificates; node-opcua: user/trusted/certs), "+
+				"or trust it among its rejected user certificates (a file whose name holds %s)", d.set.auth.CertFile, ThumbprintHex(d.userCert.Cert))
+		}
+	default:
+		who, why = "anonymous login", "set auth to a user name and password or a user certificate"
+	}
+	return &identityError{msg: fmt.Sprintf("%s on %s: the server refused %s with %s: %s", op, d.set.endpoint, who, statusName(sc), why), err: err}
+}
+
+// identityError is a refused user identity: its message is for the
+// user, and it unwraps to the stack's error (errors.Is(err,
+// ua.StatusBadIdentityTokenRejected) holds).
+type identityError struct {
+	msg string
+	err error
+}
+
+func (e *identityError) Error() string { return e.msg }
+func (e *identityError) Unwrap() error { return e.err }

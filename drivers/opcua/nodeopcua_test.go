@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -309,5 +311,141 @@ func TestNodeOPCUABrowseLimits(t *testing.T) {
 	}
 	if n != 25 {
 		t.Errorf("browsed %d of the 25 counters (%d variables in all)", n, len(b.Variables))
+	}
+}
+
+// logMessages is a slog handler that keeps the messages logged.
+type logMessages struct {
+	mu   *sync.Mutex
+	msgs *[]string
+}
+
+func newLogMessages() logMessages { return logMessages{mu: new(sync.Mutex), msgs: new([]string)} }
+
+func (l logMessages) Enabled(context.Context, slog.Level) bool { return true }
+func (l logMessages) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	*l.msgs = append(*l.msgs, r.Message)
+	l.mu.Unlock()
+	return nil
+}
+func (l logMessages) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l logMessages) WithGroup(string) slog.Handler      { return l }
+
+// count is how many times msg was logged.
+func (l logMessages) count(msg string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, m := range *l.msgs {
+		if m == msg {
+			n++
+		}
+	}
+	return n
+}
+
+// A cut longer than the session timeout (10 s, the shortest the driver
+// takes; node-opcua honours any from 100 ms): the server closes the
+// session. On reconnect the driver finds it gone, opens a new session
+// with new subscriptions, and data resumes: the current value first, then
+// new changes in order, none marked Late; the changes made during the
+// cut, which the server no longer holds, are neither delivered nor
+// invented.
+func TestNodeOPCUASessionTimeout(t *testing.T) {
+	s := testutil.StartNodeOPCUA(t, testutil.NodeOPCUAOptions{Counters: 1, TickMillis: 200})
+	proxy := testutil.NewProxy(t, fmt.Sprintf("127.0.0.1:%d", s.Port()))
+	d := nodeDriver(t, t.TempDir(), fmt.Sprintf("endpoint: %s\npublishing_interval: 100ms\nkeepalive: 1s\nsession_timeout: 10s\ntags:\n  - {name: c, node: \"nsu=%s;s=Counter0000\"}\n",
+		strings.Replace(proxy.URL(), "tcp://", "opc.tcp://", 1), s.NamespaceURI()))
+	logs := newLogMessages()
+	d.(drivers.Logging).SetLogger(slog.New(logs))
+	connect(t, d)
+	read(t, d)
+	run := startSubscribe(d)
+	var before []drivers.Sample // delivered before the cut
+	time.Sleep(time.Second)
+	created := s.Sessions().Created
+	proxy.Cut()
+	cut := time.Now()
+	var err error
+	select {
+	case err = <-run.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Subscribe did not notice the cut within 10s")
+	}
+	for len(run.out) > 0 {
+		before = append(before, <-run.out...)
+	}
+	if !errors.Is(err, drivers.ErrNotConnected) || len(before) == 0 {
+		t.Fatalf("Subscribe ended with %v after %d samples", err, len(before))
+	}
+	d.Close(context.Background())
+	last := before[len(before)-1].Value.Uint()
+
+	// The scanner retries during the cut: the link is down.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	err = d.Connect(ctx)
+	cancel()
+	if !errors.Is(err, drivers.ErrNotConnected) {
+		t.Fatalf("Connect during the cut: %v, want ErrNotConnected", err)
+	}
+	// node-opcua checks session timeouts once a second.
+	deadline := time.Now().Add(30 * time.Second)
+	for s.Sessions().TimedOut == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server kept the session %v after the cut, past its 10s timeout", time.Since(cut).Round(time.Second))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("the server closed the session %v after the cut", time.Since(cut).Round(100*time.Millisecond))
+
+	proxy.Restore()
+	restored := time.Now()
+	connect(t, d)
+	cur := read(t, d)[0]
+	run = startSubscribe(d)
+	defer run.cancel()
+	var after []drivers.Sample
+	var resumed time.Duration
+	end := time.After(10 * time.Second)
+	for len(after) == 0 || after[len(after)-1].Value.Uint() < cur.Value.Uint()+5 {
+		select {
+		case b := <-run.out:
+			if len(after) == 0 {
+				resumed = time.Since(restored)
+			}
+			after = append(after, b...)
+		case err := <-run.done:
+			t.Fatalf("Subscribe after the reconnect ended: %v", err)
+		case <-end:
+			t.Fatalf("data did not resume within 10s of the restore: %d samples", len(after))
+		}
+	}
+	t.Logf("restore to the first sample: %v; last before the cut %d, read on reconnect %d, then %d..%d",
+		resumed.Round(time.Millisecond), last, cur.Value.Uint(), after[0].Value.Uint(), after[len(after)-1].Value.Uint())
+
+	if n := logs.count("the server no longer has the session; opening a new one"); n != 1 {
+		t.Errorf("the driver logged %d times that the session was gone, want once", n)
+	}
+	if n := logs.count("subscribed"); n != 2 {
+		t.Errorf("the driver made subscriptions %d times, want twice (at the start and after the new session)", n)
+	}
+	if n := s.Sessions(); n.Created != created+1 || n.Open != 1 {
+		t.Errorf("the server counts %d sessions created since the first (want 1 more) and %d open (want 1)", n.Created-created, n.Open)
+	}
+	for i, smp := range after {
+		v := smp.Value.Uint()
+		if smp.Late {
+			t.Errorf("sample %d after a new session is marked late", v)
+		}
+		if smp.Quality != drivers.QualityGood {
+			t.Errorf("sample %d: quality %v", v, smp.Quality)
+		}
+		if v < cur.Value.Uint() {
+			t.Errorf("sample %d after the reconnect is older than the value read then (%d): a change of the cut", v, cur.Value.Uint())
+		}
+		if i > 0 && v <= after[i-1].Value.Uint() {
+			t.Errorf("after the reconnect %d follows %d", v, after[i-1].Value.Uint())
+		}
 	}
 }

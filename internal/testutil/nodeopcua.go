@@ -62,6 +62,12 @@ type NodeOPCUAOptions struct {
 	// Trust lists client certificate files (PEM or DER) the server trusts
 	// from the start, for RejectUnknownCerts.
 	Trust []string
+	// TrustUserCerts lists X509 user certificate files (PEM or DER) the
+	// server trusts as user identities. With any (or RejectUnknownCerts),
+	// a user certificate it does not trust is refused with
+	// BadIdentityTokenRejected; the default trusts any on first use. The
+	// token's signature is verified either way.
+	TrustUserCerts []string
 	// PKIDir holds the server's certificate and key
 	// (PKIDir/server/own/certs/certificate.pem) and its trust lists. Empty:
 	// a temporary directory. Kept across Stop and Start, so a restarted
@@ -183,6 +189,9 @@ func StartNodeOPCUA(t testing.TB, o NodeOPCUAOptions) *NodeOPCUA {
 	}
 	for _, f := range o.Trust {
 		s.args = append(s.args, "--trust", f)
+	}
+	for _, f := range o.TrustUserCerts {
+		s.args = append(s.args, "--trust-user-cert", f)
 	}
 	s.args = append(s.args, o.ExtraArgs...)
 	t.Cleanup(func() {
@@ -353,6 +362,24 @@ func (s *NodeOPCUA) Get(name string) (value, status string) {
 		s.t.Fatalf("node-opcua test server: get %s answered %q", name, strings.Join(f, " "))
 	}
 	return f[1], f[2]
+}
+
+// NodeOPCUASessions counts the server's sessions since it started.
+type NodeOPCUASessions struct {
+	Open     int // open now (a session whose link broke is still open)
+	Created  int // created since the start
+	TimedOut int // closed by the server because their timeout ran out
+}
+
+// Sessions returns the server's session counts.
+func (s *NodeOPCUA) Sessions() NodeOPCUASessions {
+	s.t.Helper()
+	answer := s.command("sessions")
+	var n NodeOPCUASessions
+	if _, err := fmt.Sscanf(answer, "ok %d %d %d", &n.Open, &n.Created, &n.TimedOut); err != nil {
+		s.t.Fatalf("node-opcua test server: sessions answered %q: %v", answer, err)
+	}
+	return n
 }
 
 // command sends one line to the server and returns its "ok" answer. Like

@@ -14,6 +14,9 @@
 //   bump                        increment every counter by one
 //   status <name> <StatusCode>  keep the value, change its status code
 //   get <name>                  answers "ok <value> <StatusCodeName>"
+//   sessions                    answers "ok <open> <created> <timedout>": the
+//                               sessions open now, created since the start,
+//                               and closed by the server for their timeout
 // It exits when stdin closes, so a test that dies does not leave it behind.
 "use strict";
 
@@ -80,6 +83,12 @@ function usage() {
   --reject-unknown-certs    refuse client certificates not in DIR/trusted
                             (default: trust them automatically)
   --trust FILE              trust this client certificate (PEM or DER; repeatable)
+  --trust-user-cert FILE    trust this X509 user certificate (PEM or DER;
+                            repeatable). With any, or --reject-unknown-certs,
+                            a user certificate not in DIR/user/trusted is
+                            refused (BadIdentityTokenRejected); the token's
+                            signature is verified either way. Default: user
+                            certificates are trusted on first use
   --limit NAME=VALUE        an operation limit or capability (repeatable),
                             advertised under Server/ServerCapabilities and
                             enforced (BadTooManyOperations, BadTooManyMonitoredItems,
@@ -101,7 +110,7 @@ function usage() {
   --security-policies LIST  comma-separated, of None,Basic256Sha256 (default both)
 The JSON form takes the same settings as keys: port, pki, users (object
 {name: password} or list of "name:password"), rejectUnknownCerts, trust
-(list), limits (object), counters, tickMs, applicationUri, securityModes
+(list), trustUserCerts (list), limits (object), counters, tickMs, applicationUri, securityModes
 (list), securityPolicies (list), strictAnonymousTransfer.`;
 }
 
@@ -117,6 +126,7 @@ function parseArgs(argv) {
     users: {},
     rejectUnknownCerts: false,
     trust: [],
+    trustUserCerts: [],
     limits: {},
     counters: 10,
     tickMs: 0,
@@ -154,6 +164,7 @@ function parseArgs(argv) {
           break;
         case "rejectUnknownCerts": cfg.rejectUnknownCerts = !!v; break;
         case "trust": cfg.trust = list(v); break;
+        case "trustUserCerts": cfg.trustUserCerts = list(v); break;
         case "limits": for (const [n, x] of Object.entries(v || {})) cfg.limits[n] = int(n, x); break;
         case "counters": cfg.counters = int(k, v); break;
         case "tickMs": cfg.tickMs = int(k, v); break;
@@ -184,6 +195,7 @@ function parseArgs(argv) {
         case "--user": addUser(val()); break;
         case "--reject-unknown-certs": cfg.rejectUnknownCerts = v === undefined ? true : v !== "false"; break;
         case "--trust": cfg.trust.push(val()); break;
+        case "--trust-user-cert": cfg.trustUserCerts.push(val()); break;
         case "--limit": {
           const s = val();
           const k = s.indexOf("=");
@@ -263,13 +275,21 @@ async function main() {
     rootFolder: path.join(pki, "server"),
     automaticallyAcceptUnknownCertificate: accept,
   });
+  // X509 user identities: node-opcua checks the token's signature (made
+  // with the user's key over the server certificate and nonce) and then
+  // the certificate against this manager (trust, validity, revocation),
+  // answering BadUserSignatureInvalid or BadIdentityTokenRejected.
   const userCertificateManager = new OPCUACertificateManager({
     rootFolder: path.join(pki, "user"),
-    automaticallyAcceptUnknownCertificate: accept,
+    automaticallyAcceptUnknownCertificate: accept && cfg.trustUserCerts.length === 0,
   });
   await serverCertificateManager.initialize();
   for (const f of cfg.trust) {
     await serverCertificateManager.trustCertificate(readCertificateDER(f));
+  }
+  await userCertificateManager.initialize();
+  for (const f of cfg.trustUserCerts) {
+    await userCertificateManager.trustCertificate(readCertificateDER(f));
   }
 
   const operationLimits = {};
@@ -459,8 +479,14 @@ async function main() {
           answer = `ok ${dv.value.value} ${dv.statusCode.name}`;
           break;
         }
+        case "sessions": {
+          if (f.length !== 1) throw new Error("usage: sessions");
+          const sum = server.engine.serverDiagnosticsSummary;
+          answer = `ok ${server.engine.currentSessionCount} ${sum.cumulatedSessionCount} ${server.engine.sessionTimeoutCount}`;
+          break;
+        }
         default:
-          throw new Error(`unknown command ${JSON.stringify(f[0])} (set, bump, status, get)`);
+          throw new Error(`unknown command ${JSON.stringify(f[0])} (set, bump, status, get, sessions)`);
       }
     } catch (err) {
       answer = `error ${err.message}`;
