@@ -72,6 +72,12 @@ func (s *session) clientOptions() (*mqtt.ClientOptions, error) {
 		SetCleanSession(true).SetAutoReconnect(false).SetConnectRetry(false).
 		SetKeepAlive(m.Keepalive.D()).SetPingTimeout(max(time.Second, m.Keepalive.D()/2)).
 		SetConnectTimeout(m.ConnectTimeout.D()).
+		// A publish waits for paho's writer; when the connection dies
+		// under it, nothing takes it any more, and paho's own bound is
+		// 30 s, during which the session would see nothing, not even
+		// the loss. A keepalive is as long as a dead link may go
+		// unnoticed anyway.
+		SetWriteTimeout(m.Keepalive.D()).
 		// In order, on paho's reader: the inbox keeps the order and
 		// never blocks it.
 		SetOrderMatters(true).

@@ -64,6 +64,7 @@ type session struct {
 	rebirthAt   time.Time // the last rebirth a host asked for
 
 	defs      []*tmplDef // template definitions of the NBIRTH
+	pubErr    error      // the first publish the connection did not take
 	defsStale bool       // the device set needs others: re-birth the node
 
 	filling    []*devState          // devices with DDATA being filled, oldest first
@@ -245,6 +246,9 @@ func (s *session) serve(ctx context.Context) error {
 		more, err := s.pump()
 		if err != nil {
 			return err
+		}
+		if s.pubErr != nil {
+			return s.pubErr
 		}
 		if s.restart {
 			return errReconfigured
@@ -594,13 +598,23 @@ func (s *session) flushAll() {
 
 func (s *session) publish(topic string, payload []byte, qos byte) mqtt.Token {
 	s.u.stats.published.Add(1)
-	return s.client.Publish(topic, qos, false, payload)
+	tok := s.client.Publish(topic, qos, false, payload)
+	if err := tok.Error(); err != nil && s.pubErr == nil {
+		// Not handed to the connection (not connected, or the write
+		// timeout): what follows must not be proven by a receipt, so
+		// the session ends before it sends one.
+		s.pubErr = fmt.Errorf("publishing on %s: %w", topic, err)
+	}
+	return tok
 }
 
 // sendReceipt asks the broker to prove it read everything published so
 // far on this connection.
 func (s *session) sendReceipt() {
 	s.flushAll()
+	if s.pubErr != nil {
+		return // a message before it never left: nothing may be proven
+	}
 	s.sent = false
 	live, hist := s.live, s.hist
 	var payload [16]byte
