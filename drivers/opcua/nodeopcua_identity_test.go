@@ -92,7 +92,7 @@ func TestNodeOPCUAUserCertificate(t *testing.T) {
 		if got := read(t, d); got[0].Quality != drivers.QualityGood || got[0].Value.Uint() != 5 {
 			t.Fatalf("read %v (%v), want 5", got[0].Value, got[0].Quality)
 		}
-		run := startSubscribe(d)
+		run := startSubscribe(t, d)
 		defer run.cancel()
 		s.Set("Counter0000", "6")
 		deadline := time.After(10 * time.Second)

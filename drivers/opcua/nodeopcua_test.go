@@ -150,10 +150,17 @@ type subscribeRun struct {
 	cancel context.CancelFunc
 }
 
-func startSubscribe(d drivers.Driver) *subscribeRun {
+func startSubscribe(t *testing.T, d drivers.Driver) *subscribeRun {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &subscribeRun{out: make(chan []drivers.Sample, 1024), done: make(chan error, 1), cancel: cancel}
-	go func() { r.done <- d.(drivers.Subscriber).Subscribe(ctx, r.out) }()
+	exited := make(chan struct{})
+	go func() {
+		r.done <- d.(drivers.Subscriber).Subscribe(ctx, r.out)
+		close(exited)
+	}()
+	// Cleanups run last first: Subscribe has returned before the
+	// driver's cleanup closes it.
+	t.Cleanup(func() { cancel(); <-exited })
 	return r
 }
 
@@ -168,7 +175,7 @@ func TestNodeOPCUALinkCutKeepsSession(t *testing.T) {
 		strings.Replace(proxy.URL(), "tcp://", "opc.tcp://", 1), s.NamespaceURI()))
 	connect(t, d)
 	read(t, d)
-	run := startSubscribe(d)
+	run := startSubscribe(t, d)
 	values := map[uint64]drivers.Sample{}
 	collect := func(b []drivers.Sample) {
 		for _, smp := range b {
@@ -198,7 +205,7 @@ func TestNodeOPCUALinkCutKeepsSession(t *testing.T) {
 	proxy.Restore()
 	connect(t, d)
 	cur := read(t, d)[0]
-	run = startSubscribe(d)
+	run = startSubscribe(t, d)
 	defer run.cancel()
 	time.Sleep(2 * time.Second)
 	for len(run.out) > 0 {
@@ -237,7 +244,7 @@ func TestNodeOPCUAStall(t *testing.T) {
 		strings.Replace(proxy.URL(), "tcp://", "opc.tcp://", 1), s.NamespaceURI()))
 	connect(t, d)
 	read(t, d)
-	run := startSubscribe(d)
+	run := startSubscribe(t, d)
 	time.Sleep(time.Second)
 	proxy.Blackhole()
 	start := time.Now()
@@ -266,7 +273,7 @@ func TestNodeOPCUADeadbands(t *testing.T) {
 			d := nodeDriver(t, t.TempDir(), fmt.Sprintf("endpoint: %s\npublishing_interval: 50ms\ntags:\n  - {name: temp, node: \"nsu=%s;s=Temperature\", sampling_interval: 0s, %s}\n", s.URL(), s.NamespaceURI(), c.keys))
 			connect(t, d)
 			read(t, d)
-			run := startSubscribe(d)
+			run := startSubscribe(t, d)
 			defer run.cancel()
 			var got []float64
 			select { // the value at subscribe time
@@ -361,7 +368,7 @@ func TestNodeOPCUASessionTimeout(t *testing.T) {
 	d.(drivers.Logging).SetLogger(slog.New(logs))
 	connect(t, d)
 	read(t, d)
-	run := startSubscribe(d)
+	run := startSubscribe(t, d)
 	var before []drivers.Sample // delivered before the cut
 	time.Sleep(time.Second)
 	created := s.Sessions().Created
@@ -403,7 +410,7 @@ func TestNodeOPCUASessionTimeout(t *testing.T) {
 	restored := time.Now()
 	connect(t, d)
 	cur := read(t, d)[0]
-	run = startSubscribe(d)
+	run = startSubscribe(t, d)
 	defer run.cancel()
 	var after []drivers.Sample
 	var resumed time.Duration
