@@ -73,6 +73,14 @@ type Subscriber interface {
 	Subscribe(ctx context.Context, out chan<- []Sample) error
 }
 
+// Recycler is a Subscriber that reuses its batches' memory. The receiver
+// of a batch may hand it back with Recycle once it keeps nothing of the
+// slice (the samples' values may live on); the driver then fills it
+// again instead of allocating the next batch. Recycle never blocks.
+type Recycler interface {
+	Recycle(batch []Sample)
+}
+
 // Logging is a Driver that logs what only it sees (a certificate close to
 // expiry, a server that revised a setting). The scanner hands it its own
 // logger, scoped with the device, before the first Connect.

@@ -54,7 +54,7 @@ type Scanner struct {
 	changed  []int32          // tags whose sample differs from cur
 	pushed   []record.Point   // changes of one pushed batch
 	late     []record.Point   // its samples older than the stored value
-	inBatch  map[int32]int    // tag → its latest point in pushed
+	inBatch  []int32          // per tag: 1 + its latest point in pushed, 0 if none (zero between batches)
 	overruns int
 	badType  bool // a pushed sample had the wrong type (logged once)
 
@@ -476,6 +476,7 @@ func (s *Scanner) push(ctx context.Context, sub drivers.Subscriber) error {
 	go func() { done <- sub.Subscribe(sctx, batches) }()
 	tick := time.NewTicker(health.BeatEvery)
 	defer tick.Stop()
+	rc, _ := sub.(drivers.Recycler)
 	for {
 		s.heart.Beat()
 		select {
@@ -493,6 +494,9 @@ func (s *Scanner) push(ctx context.Context, sub drivers.Subscriber) error {
 			return fmt.Errorf("subscription: %w", err)
 		case b := <-batches:
 			s.pushedBatch(b)
+			if rc != nil {
+				rc.Recycle(b) // pushedBatch keeps nothing of it
+			}
 		case w := <-s.writes:
 			s.write(ctx, w)
 		case <-tick.C:
@@ -509,10 +513,11 @@ func (s *Scanner) push(ctx context.Context, sub drivers.Subscriber) error {
 // steps back must not turn its live values into history.
 func (s *Scanner) pushedBatch(batch []drivers.Sample) {
 	s.pushed, s.late = s.pushed[:0], s.late[:0]
-	if s.inBatch == nil {
-		s.inBatch = map[int32]int{}
+	if len(s.inBatch) != len(s.tags) {
+		// A slice indexed by tag rather than a map: a batch of 10,000
+		// changes costs 10,000 map writes and lookups otherwise.
+		s.inBatch = make([]int32, len(s.tags))
 	}
-	clear(s.inBatch)
 	for k := range batch {
 		smp := &batch[k]
 		i := smp.Tag
@@ -530,8 +535,8 @@ func (s *Scanner) pushedBatch(batch []drivers.Sample) {
 		}
 		p := s.pointOf(smp)
 		prev := &s.cur[i]
-		if at, ok := s.inBatch[i]; ok {
-			prev = &s.pushed[at]
+		if at := s.inBatch[i]; at > 0 {
+			prev = &s.pushed[at-1]
 		}
 		if smp.Late && p.Time < prev.Time {
 			s.late = append(s.late, p)
@@ -540,8 +545,11 @@ func (s *Scanner) pushedBatch(batch []drivers.Sample) {
 		if !s.differs(prev, &p) {
 			continue
 		}
-		s.inBatch[i] = len(s.pushed)
 		s.pushed = append(s.pushed, p)
+		s.inBatch[i] = int32(len(s.pushed))
+	}
+	for k := range s.pushed {
+		s.inBatch[s.pushed[k].Tag] = 0
 	}
 	now := s.now().UnixMilli()
 	if len(s.late) > 0 {

@@ -361,6 +361,40 @@ func TestLateSamples(t *testing.T) {
 	}
 }
 
+// A pushed batch may hold a tag more than once: each sample is judged
+// against the one before it in the batch, and the next batch against what
+// was stored.
+func TestPushedBatchRepeats(t *testing.T) {
+	r := newRig(t, true, `{name: a, type: int32}, {name: b, type: int32, deadband: 5}`)
+	if err := r.s.relayout(); err != nil {
+		t.Fatal(err)
+	}
+	a, b := int32(0), int32(1)
+	smp := func(tag int32, v int64, at int64) drivers.Sample {
+		return drivers.Sample{Tag: tag, Value: drivers.IntValue(drivers.Int32, v), Time: at, Quality: drivers.QualityGood}
+	}
+	type want struct {
+		name string
+		v    int64
+		at   int64
+	}
+	check := func(rec record.Record, ws ...want) {
+		t.Helper()
+		if rec.Kind != record.Data || len(rec.Samples) != len(ws) {
+			t.Fatalf("record %+v, want data of %d samples", rec, len(ws))
+		}
+		for k, w := range ws {
+			if s := rec.Samples[k]; r.name(s) != w.name || s.Value.Int() != w.v || s.Time != w.at {
+				t.Errorf("sample %d = %s %v at %d, want %s %d at %d", k, r.name(s), s.Value, s.Time, w.name, w.v, w.at)
+			}
+		}
+	}
+	r.s.pushedBatch([]drivers.Sample{smp(a, 1, 1), smp(b, 3, 1), smp(a, 1, 2), smp(a, 2, 3), smp(b, 10, 3), smp(b, 12, 4)})
+	check(r.next(), want{"a", 1, 1}, want{"b", 3, 1}, want{"a", 2, 3}, want{"b", 10, 3})
+	r.s.pushedBatch([]drivers.Sample{smp(a, 2, 5), smp(b, 14, 5), smp(a, 3, 6), smp(b, 15, 6)})
+	check(r.next(), want{"a", 3, 6}, want{"b", 15, 6})
+}
+
 // A write outside a tag's min or max (engineering units) is refused at
 // once and never reaches the PLC; the limits themselves may be written.
 func TestWriteLimits(t *testing.T) {

@@ -61,11 +61,15 @@ type Driver struct {
 var (
 	_ drivers.Writer     = (*Driver)(nil)
 	_ drivers.Subscriber = (*subscriber)(nil)
+	_ drivers.Recycler   = (*subscriber)(nil)
 	_ drivers.Logging    = (*Driver)(nil)
 )
 
 // subscriber is a Driver in mode subscribe.
-type subscriber struct{ *Driver }
+type subscriber struct {
+	*Driver
+	spare chan []drivers.Sample // batches handed back (Recycle), to fill again
+}
 
 // New builds a driver from its configuration without doing I/O.
 func New(cfg drivers.Config) (drivers.Driver, error) {
@@ -115,7 +119,7 @@ func New(cfg drivers.Config) (drivers.Driver, error) {
 	if set.poll {
 		return d, nil
 	}
-	return &subscriber{d}, nil
+	return &subscriber{Driver: d, spare: make(chan []drivers.Sample, 2)}, nil
 }
 
 // SetLogger makes the driver log with l.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -186,6 +187,9 @@ func TestSubscribeDeliversChanges(t *testing.T) {
 						return smp
 					}
 				}
+				// Hand it back as the scanner does: the driver fills it
+				// again.
+				d.(drivers.Recycler).Recycle(b)
 			case err := <-done:
 				t.Fatalf("Subscribe ended: %v", err)
 			case <-deadline:
@@ -269,7 +273,10 @@ func TestServerRestart(t *testing.T) {
 	if got := read(t, d); got[0].Value.Uint() != 77 {
 		t.Errorf("after restart read %v, want 77", got[0].Value)
 	}
-	go func() { done <- d.(drivers.Subscriber).Subscribe(ctx, out) }()
+	var running sync.WaitGroup
+	running.Go(func() { done <- d.(drivers.Subscriber).Subscribe(ctx, out) })
+	// Subscribe has returned before the cleanup closes the driver.
+	defer func() { cancel(); running.Wait() }()
 	s.Set("Counter", uint32(78))
 	deadline := time.After(10 * time.Second)
 	for {
