@@ -589,7 +589,15 @@ func (b *Buffer) pagesNeeded(reqs []*request) (pages, accountedBytes int64) {
 
 // maxPendingWaits bounds how many times (a millisecond each) makeRoom
 // waits for a reader to release freed pages before it drops records.
-const maxPendingWaits = 3
+// When the records themselves fit max_bytes and only pages a reader holds
+// keep the file from taking the next transaction, dropping would lose
+// records for nothing (the newest, unpublished ones once history is
+// gone), so it waits longer: a read is short, but under load (the uplink
+// copying a batch of 4 KB records) it can take tens of milliseconds.
+const (
+	maxPendingWaits     = 3
+	maxPendingWaitsFits = 100
+)
 
 // ackRewritePages is what deleting one range of records rewrites: a leaf
 // at each end and a path of branches above each.
@@ -632,7 +640,11 @@ func (b *Buffer) makeRoom(reqs []*request) (dropped uint64, droppedBytes int64) 
 		if over <= 0 && overBytes <= 0 {
 			return dropped, droppedBytes
 		}
-		if st := b.db.Stats(); st.PendingPageN > 0 && st.OpenTxN > 0 && waited < maxPendingWaits {
+		limit := maxPendingWaits
+		if overBytes <= 0 {
+			limit = maxPendingWaitsFits
+		}
+		if st := b.db.Stats(); st.PendingPageN > 0 && st.OpenTxN > 0 && waited < limit {
 			// Freed pages a reader still holds: they are free as soon
 			// as it ends (reads are short). A reader that keeps one open
 			// does not keep the bound from holding: then older records

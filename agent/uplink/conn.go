@@ -131,6 +131,17 @@ func (b *batchConn) Write(p []byte) (int, error) {
 // connection, if one did: paho's reader ignores "use of closed network
 // connection", taking it for its own Close, and would otherwise learn of
 // the failure only at its next write.
+// SetWriteDeadline ignores the deadline paho sets around each Write
+// (it does with a WriteTimeout): Write only gathers, and the writer's
+// system calls run on their own goroutine, where a deadline set from
+// another would race (a websocket's is a plain field) and time the wrong
+// write. What bounds a publish is paho's wait to hand it over, and a dead
+// link is found by the keepalive.
+func (b *batchConn) SetWriteDeadline(time.Time) error { return nil }
+
+// SetDeadline sets the read deadline only, for SetWriteDeadline's reason.
+func (b *batchConn) SetDeadline(t time.Time) error { return b.Conn.SetReadDeadline(t) }
+
 func (b *batchConn) Read(p []byte) (int, error) {
 	n, err := b.Conn.Read(p)
 	if err != nil {

@@ -121,7 +121,9 @@ func TestNodeOPCUASmallLimits(t *testing.T) {
 			defer cancel()
 			out := make(chan []drivers.Sample, 64)
 			done := make(chan error, 1)
-			go func() { done <- sub.Subscribe(ctx, out) }()
+			exited := make(chan struct{})
+			go func() { done <- sub.Subscribe(ctx, out); close(exited) }()
+			t.Cleanup(func() { cancel(); <-exited }) // before the driver's cleanup closes it
 			s.Bump()
 			seen := map[int32]bool{}
 			deadline := time.After(15 * time.Second)
