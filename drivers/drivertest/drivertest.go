@@ -382,7 +382,10 @@ func (d *pusher) Subscribe(ctx context.Context, out chan<- []drivers.Sample) err
 	if err != nil {
 		return err
 	}
-	sub := &subscription{d: d.Driver, ch: make(chan drivers.Sample), dead: make(chan struct{})}
+	// Buffered: a Write delivers its value to the subscription before it
+	// returns, and the scanner that called Write reads batches only after;
+	// unbuffered, a burst of writes would wait on itself.
+	sub := &subscription{d: d.Driver, ch: make(chan drivers.Sample, 1024), dead: make(chan struct{})}
 	p.mu.Lock()
 	if p.down {
 		p.mu.Unlock()
