@@ -315,6 +315,30 @@ func (p *agentProc) cpu() time.Duration {
 // memStatus is a reading of /proc/<pid>/status, in bytes.
 type memStatus struct{ rss, hwm, anon, file uint64 }
 
+// rssWindow is a process's VmRSS sampled every second over a window.
+type rssWindow struct{ mean, anonMean, max uint64 }
+
+// sampleRSS samples p's memory every second from t0 for window.
+func (p *agentProc) sampleRSS(t0 time.Time, window time.Duration) rssWindow {
+	var w rssWindow
+	var rssSum, anonSum uint64
+	var n uint64
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for end := t0.Add(window); time.Now().Before(end); {
+		<-tick.C
+		m := p.mem()
+		rssSum += m.rss
+		anonSum += m.anon
+		w.max = max(w.max, m.rss)
+		n++
+	}
+	if n > 0 {
+		w.mean, w.anonMean = rssSum/n, anonSum/n
+	}
+	return w
+}
+
 func (p *agentProc) mem() memStatus {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.pid()))
 	if err != nil {
@@ -633,18 +657,7 @@ func costOnce(b *testing.B, broker *testutil.Broker, sims []*modbustest.Server, 
 	time.Sleep(5 * time.Second)
 
 	t0, cpu0, req0, c0 := time.Now(), p.cpu(), simRequests(sims), obs.counts()
-	var rssSum, rssMax, anonSum uint64
-	var samples int
-	tick := time.NewTicker(time.Second)
-	for end := t0.Add(window); time.Now().Before(end); {
-		<-tick.C
-		m := p.mem()
-		rssSum += m.rss
-		anonSum += m.anon
-		rssMax = max(rssMax, m.rss)
-		samples++
-	}
-	tick.Stop()
+	w := p.sampleRSS(t0, window)
 	t1, cpu1, req1, c1 := time.Now(), p.cpu(), simRequests(sims), obs.counts()
 	m := p.mem()
 	gcs, live, goal := p.gcStats(t0.Sub(p.started), t1.Sub(p.started))
@@ -659,9 +672,9 @@ func costOnce(b *testing.B, broker *testutil.Broker, sims []*modbustest.Server, 
 	cpuPct := 100 * (cpu1 - cpu0).Seconds() / wall.Seconds()
 	sps := float64(c1.dataMetrics-c0.dataMetrics) / wall.Seconds()
 	b.ReportMetric(cpuPct, "%core")
-	b.ReportMetric(toMiB(rssSum/uint64(samples)), "RSS-MiB")
-	b.ReportMetric(toMiB(anonSum/uint64(samples)), "anon-MiB")
-	b.ReportMetric(toMiB(rssMax), "RSS-max-MiB")
+	b.ReportMetric(toMiB(w.mean), "RSS-MiB")
+	b.ReportMetric(toMiB(w.anonMean), "anon-MiB")
+	b.ReportMetric(toMiB(w.max), "RSS-max-MiB")
 	b.ReportMetric(toMiB(m.hwm), "HWM-MiB")
 	b.ReportMetric(startup.Seconds(), "s-startup")
 	b.ReportMetric(float64(req1-req0)/scans, "req/scan")

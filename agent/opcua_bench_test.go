@@ -90,18 +90,7 @@ func opcuaOnce(b *testing.B, broker *testutil.Broker, sim *opcuatest.Server, nam
 	time.Sleep(5 * time.Second)
 	window := benchWindow()
 	t0, cpu0, c0 := time.Now(), p.cpu(), obs.counts()
-	var rssSum, rssMax, anonSum uint64
-	var samples int
-	tick := time.NewTicker(time.Second)
-	for end := t0.Add(window); time.Now().Before(end); {
-		<-tick.C
-		m := p.mem()
-		rssSum += m.rss
-		anonSum += m.anon
-		rssMax = max(rssMax, m.rss)
-		samples++
-	}
-	tick.Stop()
+	w := p.sampleRSS(t0, window)
 	t1, cpu1, c1 := time.Now(), p.cpu(), obs.counts()
 	m := p.mem()
 	gcs, live, goal := p.gcStats(t0.Sub(p.started), t1.Sub(p.started))
@@ -111,9 +100,9 @@ func opcuaOnce(b *testing.B, broker *testutil.Broker, sim *opcuatest.Server, nam
 	cpuPct := 100 * (cpu1 - cpu0).Seconds() / wall.Seconds()
 	sps := float64(c1.dataMetrics-c0.dataMetrics) / wall.Seconds()
 	b.ReportMetric(cpuPct, "%core")
-	b.ReportMetric(toMiB(rssSum/uint64(samples)), "RSS-MiB")
-	b.ReportMetric(toMiB(anonSum/uint64(samples)), "anon-MiB")
-	b.ReportMetric(toMiB(rssMax), "RSS-max-MiB")
+	b.ReportMetric(toMiB(w.mean), "RSS-MiB")
+	b.ReportMetric(toMiB(w.anonMean), "anon-MiB")
+	b.ReportMetric(toMiB(w.max), "RSS-max-MiB")
 	b.ReportMetric(toMiB(m.hwm), "HWM-MiB")
 	b.ReportMetric(startup.Seconds(), "s-startup")
 	b.ReportMetric(sps, "samples/s")

@@ -198,18 +198,7 @@ func peerCostOnce(b *testing.B, broker *testutil.Broker, sims []*modbustest.Serv
 	time.Sleep(5 * time.Second)
 
 	t0, cpu0, req0, m0, f0 := time.Now(), p.cpu(), simRequests(sims), msgs.Load(), fields.Load()
-	var rssSum, rssMax, anonSum uint64
-	var samples int
-	tick := time.NewTicker(time.Second)
-	for end := t0.Add(window); time.Now().Before(end); {
-		<-tick.C
-		m := p.mem()
-		rssSum += m.rss
-		anonSum += m.anon
-		rssMax = max(rssMax, m.rss)
-		samples++
-	}
-	tick.Stop()
+	w := p.sampleRSS(t0, window)
 	t1, cpu1, req1, m1, f1 := time.Now(), p.cpu(), simRequests(sims), msgs.Load(), fields.Load()
 	m := p.mem()
 	gcs, live, _ := p.gcStats(t0.Sub(p.started), t1.Sub(p.started))
@@ -219,9 +208,9 @@ func peerCostOnce(b *testing.B, broker *testutil.Broker, sims []*modbustest.Serv
 	wall := t1.Sub(t0)
 	scans := float64(len(sims)) * wall.Seconds() / poll.Seconds()
 	b.ReportMetric(100*(cpu1-cpu0).Seconds()/wall.Seconds(), "%core")
-	b.ReportMetric(toMiB(rssSum/uint64(samples)), "RSS-MiB")
-	b.ReportMetric(toMiB(anonSum/uint64(samples)), "anon-MiB")
-	b.ReportMetric(toMiB(rssMax), "RSS-max-MiB")
+	b.ReportMetric(toMiB(w.mean), "RSS-MiB")
+	b.ReportMetric(toMiB(w.anonMean), "anon-MiB")
+	b.ReportMetric(toMiB(w.max), "RSS-max-MiB")
 	b.ReportMetric(toMiB(m.hwm), "HWM-MiB")
 	b.ReportMetric(startup.Seconds(), "s-startup")
 	b.ReportMetric(float64(req1-req0)/scans, "req/scan")
