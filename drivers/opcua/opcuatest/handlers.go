@@ -54,6 +54,22 @@ func (r *run) owns(hdr *ua.RequestHeader, sub *server.Subscription) bool {
 	return sub != nil && sub.Session != nil && sub.Session.AuthTokenID.String() == hdr.AuthenticationToken.String()
 }
 
+// itemRequest checks what every monitored-item service checks first: a
+// valid session, n items to act on, a subscription of that session.
+func (r *run) itemRequest(hdr *ua.RequestHeader, subID uint32, n int) (*server.Subscription, error) {
+	switch {
+	case !r.validSession(hdr):
+		return nil, ua.StatusBadSessionIDInvalid
+	case n == 0:
+		return nil, ua.StatusBadNothingToDo
+	}
+	sub := r.subscription(subID)
+	if !r.owns(hdr, sub) {
+		return nil, ua.StatusBadSubscriptionIDInvalid
+	}
+	return sub, nil
+}
+
 func (r *run) subscription(id uint32) *server.Subscription {
 	ss := r.srv.SubscriptionService
 	ss.Mu.Lock()
@@ -168,17 +184,12 @@ func (r *run) deleteSubscriptions(sc *uasc.SecureChannel, req ua.Request, reqID 
 // its own (10,000 items, 10,000 goroutines fighting for one lock).
 func (r *run) createMonitoredItems(_ *uasc.SecureChannel, req ua.Request, _ uint32) (ua.Response, error) {
 	q, ok := req.(*ua.CreateMonitoredItemsRequest)
-	switch {
-	case !ok:
+	if !ok {
 		return nil, ua.StatusBadRequestTypeInvalid
-	case !r.validSession(q.RequestHeader):
-		return nil, ua.StatusBadSessionIDInvalid
-	case len(q.ItemsToCreate) == 0:
-		return nil, ua.StatusBadNothingToDo
 	}
-	sub := r.subscription(q.SubscriptionID)
-	if !r.owns(q.RequestHeader, sub) {
-		return nil, ua.StatusBadSubscriptionIDInvalid
+	sub, err := r.itemRequest(q.RequestHeader, q.SubscriptionID, len(q.ItemsToCreate))
+	if err != nil {
+		return nil, err
 	}
 	results := make([]*ua.MonitoredItemCreateResult, len(q.ItemsToCreate))
 	for i, it := range q.ItemsToCreate {
@@ -226,17 +237,12 @@ func (r *run) createMonitoredItems(_ *uasc.SecureChannel, req ua.Request, _ uint
 // deleteMonitoredItems replaces gopcua's, which panics on an unknown id.
 func (r *run) deleteMonitoredItems(_ *uasc.SecureChannel, req ua.Request, _ uint32) (ua.Response, error) {
 	q, ok := req.(*ua.DeleteMonitoredItemsRequest)
-	switch {
-	case !ok:
+	if !ok {
 		return nil, ua.StatusBadRequestTypeInvalid
-	case !r.validSession(q.RequestHeader):
-		return nil, ua.StatusBadSessionIDInvalid
-	case len(q.MonitoredItemIDs) == 0:
-		return nil, ua.StatusBadNothingToDo
 	}
-	sub := r.subscription(q.SubscriptionID)
-	if !r.owns(q.RequestHeader, sub) {
-		return nil, ua.StatusBadSubscriptionIDInvalid
+	sub, err := r.itemRequest(q.RequestHeader, q.SubscriptionID, len(q.MonitoredItemIDs))
+	if err != nil {
+		return nil, err
 	}
 	mis := r.srv.MonitoredItemService
 	results := make([]ua.StatusCode, len(q.MonitoredItemIDs))
@@ -262,17 +268,12 @@ func (r *run) deleteMonitoredItems(_ *uasc.SecureChannel, req ua.Request, _ uint
 // notifier reports only items in Reporting mode.
 func (r *run) setMonitoringMode(_ *uasc.SecureChannel, req ua.Request, _ uint32) (ua.Response, error) {
 	q, ok := req.(*ua.SetMonitoringModeRequest)
-	switch {
-	case !ok:
+	if !ok {
 		return nil, ua.StatusBadRequestTypeInvalid
-	case !r.validSession(q.RequestHeader):
-		return nil, ua.StatusBadSessionIDInvalid
-	case len(q.MonitoredItemIDs) == 0:
-		return nil, ua.StatusBadNothingToDo
 	}
-	sub := r.subscription(q.SubscriptionID)
-	if !r.owns(q.RequestHeader, sub) {
-		return nil, ua.StatusBadSubscriptionIDInvalid
+	sub, err := r.itemRequest(q.RequestHeader, q.SubscriptionID, len(q.MonitoredItemIDs))
+	if err != nil {
+		return nil, err
 	}
 	var first []target
 	mis := r.srv.MonitoredItemService
